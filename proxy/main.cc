@@ -1,0 +1,119 @@
+// `sekisho`: the proxy and its command-line tools.
+//   sekisho [--config FILE]            run the proxy (sekisho.yaml in the cwd, else built-in defaults)
+//   sekisho check-config [--config] FILE   validate a configuration and exit
+//   sekisho --version | --help
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "version.h"
+#include "proxy/config/config.h"
+#include "proxy/server/server.h"
+
+using namespace sekisho;
+
+namespace {
+
+void usage(FILE* f) {
+  fprintf(f,
+          "usage: sekisho [--config FILE]              run the proxy\n"
+          "       sekisho check-config [--config] FILE validate a configuration file\n"
+          "       sekisho --version\n"
+          "\n"
+          "With no --config, sekisho.yaml in the working directory is used if present;\n"
+          "otherwise the proxy runs on built-in defaults (127.0.0.1:3128, loopback and\n"
+          "private networks allowed, CONNECT to port 443 only).\n");
+}
+
+bool fileExists(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0;
+}
+
+int checkConfig(const std::string& path) {
+  auto cfg = config::loadFile(path);
+  if (!cfg) {
+    fprintf(stderr, "%s\n", cfg.error().detail.c_str());
+    return 1;
+  }
+  printf("%s: OK (%zu listener%s, %u workers)\n", path.c_str(), (*cfg)->listen.size(),
+         (*cfg)->listen.size() == 1 ? "" : "s", (*cfg)->workers);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::string configPath;
+  bool configGiven = false;
+  std::string command;
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--version" || a == "-V") {
+      printf("sekisho %s\n", SEKISHO_VERSION);
+      return 0;
+    }
+    if (a == "--help" || a == "-h") {
+      usage(stdout);
+      return 0;
+    }
+    if (a == "--config" || a == "-c") {
+      if (i + 1 >= args.size()) {
+        fprintf(stderr, "sekisho: --config needs a file name\n");
+        return 2;
+      }
+      configPath = args[++i];
+      configGiven = true;
+      continue;
+    }
+    if (a.rfind("--config=", 0) == 0) {
+      configPath = a.substr(9);
+      configGiven = true;
+      continue;
+    }
+    if (command.empty() && a.size() && a[0] != '-') {
+      command = a;
+      continue;
+    }
+    rest.push_back(a);
+  }
+
+  if (command == "check-config") {
+    if (!rest.empty()) configPath = rest.front();
+    if (configPath.empty()) {
+      fprintf(stderr, "sekisho: check-config needs a file name\n");
+      return 2;
+    }
+    return checkConfig(configPath);
+  }
+  if (!command.empty() && command != "run") {
+    fprintf(stderr, "sekisho: unknown command '%s'\n", command.c_str());
+    usage(stderr);
+    return 2;
+  }
+  if (!rest.empty()) {
+    fprintf(stderr, "sekisho: unexpected argument '%s'\n", rest.front().c_str());
+    usage(stderr);
+    return 2;
+  }
+
+  config::ConfigPtr cfg;
+  if (!configGiven && fileExists("sekisho.yaml")) configPath = "sekisho.yaml";
+  if (configPath.empty()) {
+    cfg = config::defaults();
+  } else {
+    auto loaded = config::loadFile(configPath);
+    if (!loaded) {
+      fprintf(stderr, "%s\n", loaded.error().detail.c_str());
+      return 1;
+    }
+    cfg = *loaded;
+  }
+  return server::run(cfg, server::RunOptions{configPath});
+}

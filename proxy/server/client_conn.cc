@@ -1,0 +1,885 @@
+#include "proxy/server/client_conn.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <cstring>
+
+#include "blockpage/error_page.h"
+#include "version.h"
+#include "proxy/base/log.h"
+#include "proxy/http1/parser.h"
+#include "proxy/pac/pac.h"
+#include "proxy/server/worker.h"
+
+namespace sekisho::server {
+
+using http::BodyKind;
+using std::chrono::milliseconds;
+
+namespace {
+constexpr milliseconds kDrainTimeout{5000};  // flushing a final response
+constexpr milliseconds kLingerTimeout{2000};  // reading and discarding after our final response
+constexpr size_t kLingerMaxBytes = 1 << 20;
+
+void setNoDelay(evutil_socket_t fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+Reason reasonForParse(ErrKind k) {
+  switch (k) {
+    case ErrKind::AmbiguousFraming: return Reason::AmbiguousFraming;
+    case ErrKind::UriTooLong: return Reason::UriTooLong;
+    case ErrKind::HeadTooLarge: return Reason::HeadersTooLarge;
+    case ErrKind::BodyTooLarge: return Reason::BodyTooLarge;
+    case ErrKind::NotImplemented: return Reason::NotImplemented;
+    default: return Reason::BadRequest;
+  }
+}
+
+void addStr(evbuffer* b, std::string_view s) { evbuffer_add(b, s.data(), s.size()); }
+}  // namespace
+
+struct ClientConn::Exchange {
+  http::RequestHead req;
+  http::ResponseHead resp;
+  bool haveResp = false;        // a final (non-1xx) response head was parsed
+  bool respHeadSent = false;    // bytes of a response went to the client
+  bool reqDone = false;         // the request body has been fully forwarded (or there is none)
+  bool respDone = false;
+  bool upReused = false;        // the upstream came from the pool
+  bool retried = false;
+  BodyPump reqPump, respPump;
+  std::vector<net::SocketAddr> addrs;
+  size_t addrIndex = 0;
+  net::SocketAddr dest;
+  BevPtr up;
+  size_t upScanned = 0;
+  double startEpoch = 0;
+  uint64_t startMs = 0;
+  uint64_t headBytesToClient = 0;
+  int status = 0;
+  Reason reason = Reason::None;
+  std::string refId;
+  std::string detail;
+  const char* squidCode = "TCP_MISS";
+  std::string contentType;
+  uint64_t tunnelToClient = 0;
+  bool logged = false;
+};
+
+ClientConn::ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer,
+                       const net::SocketAddr& local, bool allowed)
+    : w_(worker), id_(id), peer_(peer), local_(local), allowed_(allowed) {
+  setNoDelay(fd);
+  client_.reset(bufferevent_socket_new(w_.base(), fd, BEV_OPT_CLOSE_ON_FREE));
+  timer_.reset(evtimer_new(w_.base(), &ClientConn::timerCb, this));
+}
+
+ClientConn::~ClientConn() = default;
+
+void ClientConn::start() {
+  const auto& cfg = *w_.config();
+  bufferevent_setcb(client_.get(), &clientReadCb, &clientWriteCb, &clientEventCb, this);
+  // Read no further ahead than one buffer: a pipelining or flooding client waits in the kernel.
+  bufferevent_setwatermark(client_.get(), EV_READ, 0, cfg.limits.bufferBytes);
+  bufferevent_setwatermark(client_.get(), EV_WRITE, cfg.limits.bufferBytes / 2, 0);
+  bufferevent_enable(client_.get(), EV_READ | EV_WRITE);
+  touch();
+  enterReadHead();
+}
+
+// ---------------------------------------------------------------- trampolines
+void ClientConn::clientReadCb(bufferevent*, void* arg) { static_cast<ClientConn*>(arg)->onClientReadable(); }
+void ClientConn::clientWriteCb(bufferevent*, void* arg) { static_cast<ClientConn*>(arg)->onClientDrained(); }
+void ClientConn::clientEventCb(bufferevent*, short what, void* arg) { static_cast<ClientConn*>(arg)->onClientEvent(what); }
+void ClientConn::upReadCb(bufferevent*, void* arg) { static_cast<ClientConn*>(arg)->onUpstreamReadable(); }
+void ClientConn::upWriteCb(bufferevent*, void* arg) { static_cast<ClientConn*>(arg)->onUpstreamDrained(); }
+void ClientConn::upEventCb(bufferevent*, short what, void* arg) { static_cast<ClientConn*>(arg)->onUpstreamEvent(what); }
+void ClientConn::timerCb(evutil_socket_t, short, void* arg) { static_cast<ClientConn*>(arg)->onTimer(); }
+
+// ---------------------------------------------------------------- helpers
+uint64_t ClientConn::nowMs() const {
+  timeval tv;
+  event_base_gettimeofday_cached(w_.base(), &tv);
+  return uint64_t(tv.tv_sec) * 1000 + uint64_t(tv.tv_usec) / 1000;
+}
+
+void ClientConn::touch() { lastActivityMs_ = nowMs(); }
+
+void ClientConn::armTimer(milliseconds ms) {
+  timeval tv{time_t(ms.count() / 1000), suseconds_t((ms.count() % 1000) * 1000)};
+  timerDueMs_ = nowMs() + uint64_t(ms.count());
+  evtimer_add(timer_.get(), &tv);
+}
+
+void ClientConn::setState(ConnState s) { state_ = s; }
+
+void ClientConn::freeUpstream() {
+  if (ex_ && ex_->up) {
+    bufferevent_setcb(ex_->up.get(), nullptr, nullptr, nullptr, nullptr);
+    ex_->up.reset();
+  }
+  upPaused_ = Paused::No;
+}
+
+void ClientConn::close() {
+  if (state_ == ConnState::Closed) return;
+  if (ex_ && !ex_->logged) logExchange();
+  setState(ConnState::Closed);
+  evtimer_del(timer_.get());
+  freeUpstream();
+  bufferevent_setcb(client_.get(), nullptr, nullptr, nullptr, nullptr);
+  bufferevent_disable(client_.get(), EV_READ | EV_WRITE);
+  w_.release(this);
+}
+
+void ClientConn::onShutdown() {
+  closeAfter_ = true;
+  if (state_ == ConnState::ReadHead && !headStarted_) close();
+}
+
+// ---------------------------------------------------------------- reading requests
+void ClientConn::enterReadHead() {
+  setState(ConnState::ReadHead);
+  ex_.reset();
+  headStarted_ = false;
+  headScanned_ = 0;
+  clientPaused_ = upPaused_ = Paused::No;
+  if (w_.draining()) closeAfter_ = true;
+  if (closeAfter_) {
+    enterDrain();
+    return;
+  }
+  const auto& t = w_.config()->timeouts;
+  armTimer(firstRequest_ ? t.requestHeader : t.clientIdle);
+  bufferevent_enable(client_.get(), EV_READ);
+  if (evbuffer_get_length(bufferevent_get_input(client_.get())) > 0) readHead();
+}
+
+void ClientConn::onClientReadable() noexcept {
+  touch();
+  switch (state_) {
+    case ConnState::ReadHead: readHead(); break;
+    case ConnState::Relay:
+      if (ex_ && !ex_->reqDone) pumpRequestBody();
+      break;
+    case ConnState::Tunnel: tunnelRelay(client_.get(), ex_->up.get(), clientPaused_); break;
+    case ConnState::Drain: {
+      // Lingering close: discard what the client still sends, within bounds.
+      evbuffer* in = bufferevent_get_input(client_.get());
+      size_t n = evbuffer_get_length(in);
+      evbuffer_drain(in, n);
+      if (n > kLingerMaxBytes) close();
+      break;
+    }
+    default: break;  // reads are paused in the other states
+  }
+}
+
+void ClientConn::readHead() {
+  const auto& cfg = *w_.config();
+  evbuffer* in = bufferevent_get_input(client_.get());
+  size_t len = evbuffer_get_length(in);
+  if (len == 0) return;
+  if (!headStarted_) {
+    headStarted_ = true;
+    if (!firstRequest_) armTimer(cfg.timeouts.requestHeader);  // slowloris: the whole head within this
+  }
+  size_t limit = cfg.limits.maxHeadBytes;
+  size_t n = std::min(len, limit);
+  auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, ssize_t(n)));
+  std::string_view data(p, n);
+  size_t end = http1::findHeadEnd(data, headScanned_);
+  if (end == 0) {
+    headScanned_ = n;
+    size_t lineEnd = data.find('\n');
+    if ((lineEnd == std::string_view::npos && n > cfg.limits.maxRequestLine) || lineEnd > cfg.limits.maxRequestLine) {
+      firstRequest_ = false;
+      ex_ = std::make_unique<Exchange>();
+      ex_->startEpoch = double(nowMs()) / 1000.0;
+      ex_->startMs = nowMs();
+      respondError(414, Reason::UriTooLong, "the request line is longer than " + std::to_string(cfg.limits.maxRequestLine) + " bytes");
+      return;
+    }
+    if (len >= limit) {
+      firstRequest_ = false;
+      ex_ = std::make_unique<Exchange>();
+      ex_->startEpoch = double(nowMs()) / 1000.0;
+      ex_->startMs = nowMs();
+      respondError(431, Reason::HeadersTooLarge, "the request head is larger than " + std::to_string(limit) + " bytes");
+      return;
+    }
+    return;
+  }
+  http1::Limits lim{cfg.limits.maxRequestLine, cfg.limits.maxHeadBytes, cfg.limits.maxHeaders};
+  auto parsed = http1::parseRequestHead(data.substr(0, end), lim);
+  evbuffer_drain(in, end);
+  firstRequest_ = false;
+  w_.metrics().bytesFromClients.fetch_add(end, std::memory_order_relaxed);
+  if (!parsed) {
+    ex_ = std::make_unique<Exchange>();
+    ex_->startEpoch = double(nowMs()) / 1000.0;
+    ex_->startMs = nowMs();
+    ex_->squidCode = "NONE_NONE";
+    respondError(http1::statusFor(parsed.error().kind), reasonForParse(parsed.error().kind), parsed.error().detail);
+    return;
+  }
+  handleRequest(std::move(*parsed));
+}
+
+bool ClientConn::targetsSelf(const http::RequestHead& req) const {
+  if (req.form == http::TargetForm::Origin || req.form == http::TargetForm::Asterisk) return true;
+  if (req.form != http::TargetForm::Absolute) return false;
+  if (req.port == local_.port()) {
+    if (auto ip = net::parseIp(req.host); ip && ip->sameIp(local_)) return true;
+    if (req.host == w_.config()->visibleHostname) return true;
+  }
+  return false;
+}
+
+// A Via entry naming us means the request has been through this proxy already (RFC 9110 §7.6.3).
+bool ClientConn::viaLoop(const http::RequestHead& req) const {
+  const std::string& me = w_.config()->visibleHostname;
+  for (const auto& h : req.headers.items) {
+    if (!iequals(h.name, "via")) continue;
+    bool loop = false;
+    forEachListElement(h.value, [&](std::string_view elem) {
+      size_t sp = elem.find(' ');
+      if (sp == std::string_view::npos) return;
+      std::string_view by = elem.substr(sp + 1);
+      by = by.substr(0, by.find(' '));
+      if (iequals(by, me)) loop = true;
+    });
+    if (loop) return true;
+  }
+  return false;
+}
+
+void ClientConn::handleRequest(http::RequestHead head) {
+  const auto& cfg = *w_.config();
+  ex_ = std::make_unique<Exchange>();
+  ex_->req = std::move(head);
+  ex_->startMs = nowMs();
+  ex_->startEpoch = double(ex_->startMs) / 1000.0;
+  auto& req = ex_->req;
+  w_.metrics().requests.fetch_add(1, std::memory_order_relaxed);
+  bufferevent_disable(client_.get(), EV_READ);  // until upstream is ready for the body
+  if (!req.keepAlive || w_.draining()) closeAfter_ = true;
+
+  // Decide before connecting: nothing reaches an origin that policy refuses.
+  if (!allowed_) {
+    ex_->squidCode = "TCP_DENIED";
+    return respondError(403, Reason::ClientNotAllowed, "client " + peer_.ipString() + " is not in allow_clients");
+  }
+  if (targetsSelf(req)) return serveSelf();
+  if (viaLoop(req)) {
+    ex_->squidCode = "TCP_DENIED";
+    return respondError(508, Reason::LoopDetected, "the request already passed through " + cfg.visibleHostname);
+  }
+  bool isConnect = req.method == "CONNECT";
+  if (isConnect) {
+    if (!net::portAllowed(cfg.connectPorts, req.port)) {
+      ex_->squidCode = "TCP_DENIED";
+      return respondError(403, Reason::ConnectPortNotAllowed, "CONNECT to port " + std::to_string(req.port) + " is not allowed (connect_ports)");
+    }
+  } else {
+    if (req.scheme != "http") {
+      return respondError(501, Reason::UnsupportedScheme, "only http:// URLs are proxied directly; HTTPS goes through CONNECT");
+    }
+    if (!net::portAllowed(cfg.httpPorts, req.port)) {
+      ex_->squidCode = "TCP_DENIED";
+      return respondError(403, Reason::PortNotAllowed, "port " + std::to_string(req.port) + " is not allowed (http_ports)");
+    }
+  }
+  setState(ConnState::Resolve);
+  armTimer(cfg.timeouts.connect);
+  Worker* w = &w_;
+  uint64_t id = id_;
+  w_.resolver().resolve(req.host, [w, id](Result<std::vector<net::SocketAddr>> answer) {
+    if (ClientConn* c = w->findConn(id)) c->onResolved(std::move(answer));
+  });
+}
+
+void ClientConn::onResolved(Result<std::vector<net::SocketAddr>> answer) {
+  if (state_ != ConnState::Resolve || !ex_) return;
+  if (!answer) return respondError(answer.error().retryable ? 504 : 502, Reason::DnsFailed, answer.error().detail);
+  if (answer->empty()) return respondError(502, Reason::DnsFailed, ex_->req.host + " has no address");
+  ex_->addrs = std::move(*answer);
+  for (auto& a : ex_->addrs) {
+    a.setPort(ex_->req.port);
+    // Loop detection on the resolved address: a name pointing at this proxy must not make it
+    // connect to itself over and over.
+    if (w_.isSelf(a)) {
+      ex_->squidCode = "TCP_DENIED";
+      return respondError(508, Reason::LoopDetected, ex_->req.host + " resolves to this proxy (" + a.toString() + ")");
+    }
+    if (w_.isAdmin(a)) {
+      ex_->squidCode = "TCP_DENIED";
+      return respondError(403, Reason::DestinationNotAllowed, "the proxy's admin listener is not a destination");
+    }
+  }
+  ex_->addrIndex = 0;
+  connectUpstream();
+}
+
+void ClientConn::connectUpstream() {
+  ex_->dest = ex_->addrs[ex_->addrIndex];
+  bool isConnect = ex_->req.method == "CONNECT";
+  if (!isConnect && !ex_->retried) {
+    if (BevPtr pooled = w_.pool().take(ex_->dest)) {
+      ex_->up = std::move(pooled);
+      ex_->upReused = true;
+      w_.metrics().upstreamReuses.fetch_add(1, std::memory_order_relaxed);
+      bufferevent_setcb(ex_->up.get(), &upReadCb, &upWriteCb, &upEventCb, this);
+      onUpstreamConnected();
+      return;
+    }
+  }
+  setState(ConnState::Connect);
+  ex_->upReused = false;
+  ex_->up.reset(bufferevent_socket_new(w_.base(), -1, BEV_OPT_CLOSE_ON_FREE));
+  bufferevent_setcb(ex_->up.get(), &upReadCb, &upWriteCb, &upEventCb, this);
+  w_.metrics().upstreamConnects.fetch_add(1, std::memory_order_relaxed);
+  if (bufferevent_socket_connect(ex_->up.get(), ex_->dest.sa(), int(ex_->dest.len)) != 0) {
+    freeUpstream();
+    respondError(502, Reason::ConnectFailed, "could not start a connection to " + ex_->dest.toString() + ": " + strerror(errno));
+  }
+}
+
+void ClientConn::onUpstreamConnected() {
+  const auto& cfg = *w_.config();
+  evutil_socket_t fd = bufferevent_getfd(ex_->up.get());
+  if (!ex_->upReused) setNoDelay(fd);
+  bufferevent_setwatermark(ex_->up.get(), EV_READ, 0, cfg.limits.bufferBytes);
+  bufferevent_setwatermark(ex_->up.get(), EV_WRITE, cfg.limits.bufferBytes / 2, 0);
+  bufferevent_enable(ex_->up.get(), EV_READ | EV_WRITE);
+  if (ex_->req.method == "CONNECT")
+    startTunnel();
+  else
+    startRelay();
+}
+
+// ---------------------------------------------------------------- HTTP relay
+void ClientConn::startRelay() {
+  const auto& cfg = *w_.config();
+  auto& req = ex_->req;
+  setState(ConnState::Relay);
+  evbuffer* out = bufferevent_get_output(ex_->up.get());
+
+  // Request line in origin-form, Host from the absolute URI (RFC 9112 §3.2.2).
+  std::string h;
+  h.reserve(req.storage.size + 128);
+  h.append(req.method).append(" ").append(req.path).append(" HTTP/1.1\r\nHost: ");
+  bool v6 = req.host.find(':') != std::string::npos;
+  if (v6) h.append("[");
+  h.append(req.host);
+  if (v6) h.append("]");
+  if (req.port != 80) h.append(":").append(std::to_string(req.port));
+  h.append("\r\n");
+  const http::Header* connection = req.headers.find("connection");
+  for (const auto& f : req.headers.items) {
+    if (iequals(f.name, "host") || iequals(f.name, "content-length") || http::isHopByHop(f.name)) continue;
+    bool named = false;  // headers named by Connection are hop-by-hop too (RFC 9110 §7.6.1)
+    for (const auto& c : req.headers.items) {
+      if (!iequals(c.name, "connection")) continue;
+      forEachListElement(c.value, [&](std::string_view e) { named |= iequals(e, f.name); });
+    }
+    if (named) continue;
+    h.append(f.name).append(": ").append(f.value).append("\r\n");
+  }
+  (void)connection;
+  h.append("Via: 1.").append(req.versionMinor == 0 ? "0 " : "1 ").append(cfg.visibleHostname).append(" (sekisho/" SEKISHO_VERSION ")\r\n");
+  if (req.body == BodyKind::ContentLength) h.append("Content-Length: ").append(std::to_string(req.contentLength)).append("\r\n");
+  if (req.body == BodyKind::Chunked) h.append("Transfer-Encoding: chunked\r\n");
+  h.append("\r\n");
+  addStr(out, h);
+
+  ex_->reqPump.reset(req.body, req.contentLength, req.body == BodyKind::Chunked);
+  ex_->reqDone = ex_->reqPump.done();
+  armTimer(cfg.timeouts.firstByte);
+  touch();
+  if (!ex_->reqDone) {
+    bufferevent_enable(client_.get(), EV_READ);
+    pumpRequestBody();
+  }
+}
+
+void ClientConn::pumpRequestBody() {
+  if (!ex_ || !ex_->up || ex_->reqDone) return;
+  evbuffer* in = bufferevent_get_input(client_.get());
+  evbuffer* out = bufferevent_get_output(ex_->up.get());
+  uint64_t before = ex_->reqPump.bodyBytes();
+  PumpStatus st = ex_->reqPump.run(in, out, false);
+  w_.metrics().bytesFromClients.fetch_add(ex_->reqPump.bodyBytes() - before, std::memory_order_relaxed);
+  if (st == PumpStatus::Error) {
+    closeAfter_ = true;
+    if (!ex_->respHeadSent) return respondError(400, Reason::BadRequest, ex_->reqPump.error());
+    return abortExchange(Reason::BadRequest, ex_->reqPump.error());
+  }
+  if (st == PumpStatus::Done) {
+    ex_->reqDone = true;
+    // The rest of the input belongs to the next request: leave it until this one is answered.
+    return;
+  }
+  if (evbuffer_get_length(out) >= w_.config()->limits.bufferBytes) {
+    bufferevent_disable(client_.get(), EV_READ);
+    clientPaused_ = Paused::OutFull;  // onUpstreamDrained resumes
+  }
+}
+
+void ClientConn::onUpstreamDrained() noexcept {
+  touch();
+  if (state_ == ConnState::Relay && clientPaused_ == Paused::OutFull) {
+    clientPaused_ = Paused::No;
+    bufferevent_enable(client_.get(), EV_READ);
+    pumpRequestBody();
+  } else if (state_ == ConnState::Tunnel) {
+    if (clientPaused_ == Paused::OutFull) {
+      clientPaused_ = Paused::No;
+      bufferevent_enable(client_.get(), EV_READ);
+    }
+    if (clientEof_ && evbuffer_get_length(bufferevent_get_output(ex_->up.get())) == 0)
+      shutdown(bufferevent_getfd(ex_->up.get()), SHUT_WR);
+  }
+}
+
+void ClientConn::onUpstreamReadable() noexcept {
+  touch();
+  if (state_ == ConnState::Relay)
+    readResponse();
+  else if (state_ == ConnState::Tunnel)
+    tunnelRelay(ex_->up.get(), client_.get(), upPaused_);
+}
+
+void ClientConn::readResponse() {
+  const auto& cfg = *w_.config();
+  evbuffer* in = bufferevent_get_input(ex_->up.get());
+  while (!ex_->haveResp) {
+    size_t len = evbuffer_get_length(in);
+    if (len == 0) return;
+    size_t n = std::min(len, cfg.limits.maxHeadBytes);
+    auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, ssize_t(n)));
+    std::string_view data(p, n);
+    size_t end = http1::findHeadEnd(data, ex_->upScanned);
+    if (end == 0) {
+      ex_->upScanned = n;
+      if (len >= cfg.limits.maxHeadBytes)
+        return respondError(502, Reason::BadResponse, "the origin's response head is larger than " + std::to_string(n) + " bytes");
+      return;
+    }
+    http1::Limits lim{cfg.limits.maxHeadBytes, cfg.limits.maxHeadBytes, cfg.limits.maxHeaders};
+    auto parsed = http1::parseResponseHead(data.substr(0, end), lim, ex_->req.method);
+    evbuffer_drain(in, end);
+    ex_->upScanned = 0;
+    if (!parsed) return respondError(502, Reason::BadResponse, parsed.error().detail);
+    if (parsed->status < 200) {
+      if (parsed->status == 101)
+        return respondError(502, Reason::BadResponse, "the origin switched protocols without being asked to");
+      // Interim responses go to HTTP/1.1 clients as they are (RFC 9110 §15.2).
+      if (ex_->req.versionMinor == 1) {
+        std::string line = "HTTP/1.1 " + std::to_string(parsed->status) + " " + std::string(parsed->reason) + "\r\n\r\n";
+        addStr(bufferevent_get_output(client_.get()), line);
+      }
+      continue;
+    }
+    ex_->resp = std::move(*parsed);
+    ex_->haveResp = true;
+    sendResponseHead();
+  }
+  pumpResponseBody(false);
+}
+
+void ClientConn::sendResponseHead() {
+  const auto& cfg = *w_.config();
+  auto& resp = ex_->resp;
+  auto& req = ex_->req;
+  bool client11 = req.versionMinor == 1;
+  // Output framing: chunked only for HTTP/1.1 clients; a close-delimited response is re-framed
+  // chunked so the client connection survives; an HTTP/1.0 client gets raw bytes and a close.
+  bool outChunked = false;
+  switch (resp.body) {
+    case BodyKind::Chunked:
+    case BodyKind::CloseDelimited:
+      outChunked = client11;
+      if (!client11) closeAfter_ = true;
+      break;
+    default: break;
+  }
+  if (!ex_->reqDone) closeAfter_ = true;  // answered before the request body ended
+  std::string h;
+  h.reserve(resp.storage.size + 128);
+  h.append("HTTP/1.1 ").append(std::to_string(resp.status)).append(" ").append(resp.reason).append("\r\n");
+  bool sentLength = false;
+  for (const auto& f : resp.headers.items) {
+    if (http::isHopByHop(f.name)) continue;
+    if (iequals(f.name, "content-length")) {
+      if (resp.body == BodyKind::Chunked || resp.body == BodyKind::CloseDelimited || sentLength) continue;
+      sentLength = true;
+    }
+    bool named = false;
+    for (const auto& c : resp.headers.items) {
+      if (!iequals(c.name, "connection")) continue;
+      forEachListElement(c.value, [&](std::string_view e) { named |= iequals(e, f.name); });
+    }
+    if (named) continue;
+    if (iequals(f.name, "content-type")) ex_->contentType.assign(f.value);
+    h.append(f.name).append(": ").append(f.value).append("\r\n");
+  }
+  h.append("Via: 1.").append(resp.versionMinor == 0 ? "0 " : "1 ").append(cfg.visibleHostname).append(" (sekisho/" SEKISHO_VERSION ")\r\n");
+  if (outChunked) h.append("Transfer-Encoding: chunked\r\n");
+  if (closeAfter_)
+    h.append("Connection: close\r\n");
+  else if (!client11)
+    h.append("Connection: keep-alive\r\n");
+  h.append("\r\n");
+  addStr(bufferevent_get_output(client_.get()), h);
+  ex_->headBytesToClient = h.size();
+  ex_->respHeadSent = true;
+  ex_->status = resp.status;
+  ex_->respPump.reset(resp.body, resp.contentLength, outChunked);
+  armTimer(cfg.timeouts.idle);
+}
+
+void ClientConn::pumpResponseBody(bool upstreamEnded) {
+  evbuffer* in = bufferevent_get_input(ex_->up.get());
+  evbuffer* out = bufferevent_get_output(client_.get());
+  PumpStatus st = ex_->respPump.run(in, out, upstreamEnded);
+  if (st == PumpStatus::Error) return abortExchange(Reason::BadResponse, ex_->respPump.error());
+  if (st == PumpStatus::Done) {
+    ex_->respDone = true;
+    return finishExchange();
+  }
+  if (evbuffer_get_length(out) >= w_.config()->limits.bufferBytes) {
+    bufferevent_disable(ex_->up.get(), EV_READ);
+    upPaused_ = Paused::OutFull;  // onClientDrained resumes
+  }
+}
+
+void ClientConn::onClientDrained() noexcept {
+  touch();
+  evbuffer* out = bufferevent_get_output(client_.get());
+  switch (state_) {
+    case ConnState::Relay:
+      if (upPaused_ == Paused::OutFull && ex_ && ex_->up) {
+        upPaused_ = Paused::No;
+        bufferevent_enable(ex_->up.get(), EV_READ);
+        pumpResponseBody(false);
+      }
+      break;
+    case ConnState::Tunnel:
+      if (upPaused_ == Paused::OutFull) {
+        upPaused_ = Paused::No;
+        bufferevent_enable(ex_->up.get(), EV_READ);
+      }
+      if (upEof_ && evbuffer_get_length(out) == 0) shutdown(bufferevent_getfd(client_.get()), SHUT_WR);
+      if (upEof_ && clientEof_ && evbuffer_get_length(out) == 0) close();
+      break;
+    case ConnState::Drain:
+      if (evbuffer_get_length(out) == 0) {
+        // Our answer is out: shut the write side and read briefly so the client's unread request
+        // bytes do not turn into a reset that destroys the answer before it is read.
+        shutdown(bufferevent_getfd(client_.get()), SHUT_WR);
+        bufferevent_enable(client_.get(), EV_READ);
+        armTimer(kLingerTimeout);
+      }
+      break;
+    default: break;
+  }
+}
+
+void ClientConn::finishExchange() {
+  bool reusable = ex_->up && ex_->resp.keepAlive && ex_->reqDone && ex_->respDone &&
+                  evbuffer_get_length(bufferevent_get_input(ex_->up.get())) == 0 &&
+                  evbuffer_get_length(bufferevent_get_output(ex_->up.get())) == 0 && !w_.draining();
+  logExchange();
+  if (reusable) {
+    bufferevent_setcb(ex_->up.get(), nullptr, nullptr, nullptr, nullptr);
+    w_.pool().put(ex_->dest, std::move(ex_->up));
+  } else {
+    freeUpstream();
+  }
+  if (!ex_->reqDone) closeAfter_ = true;
+  enterReadHead();
+}
+
+void ClientConn::abortExchange(Reason reason, std::string_view detail) {
+  if (ex_) {
+    if (ex_->reason == Reason::None) ex_->reason = reason;
+    ex_->detail.assign(detail);
+    ex_->squidCode = "TCP_MISS_ABORTED";
+  }
+  SLOG_DEBUG("conn %llu: aborted: %.*s", (unsigned long long)id_, int(detail.size()), detail.data());
+  close();
+}
+
+void ClientConn::onUpstreamEvent(short what) noexcept {
+  if (!ex_) return;
+  if (what & BEV_EVENT_CONNECTED) {
+    if (state_ == ConnState::Connect) onUpstreamConnected();
+    return;
+  }
+  int err = EVUTIL_SOCKET_ERROR();
+  if (state_ == ConnState::Connect) {
+    std::string why = "connection to " + ex_->dest.toString() + " failed: " +
+                      ((what & BEV_EVENT_ERROR) && err ? strerror(err) : "closed");
+    freeUpstream();
+    if (++ex_->addrIndex < ex_->addrs.size() && ex_->addrIndex < 3) return connectUpstream();
+    return respondError(502, Reason::ConnectFailed, why);
+  }
+  if (state_ == ConnState::Tunnel) {
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) return tunnelEnded(false);
+    return close();
+  }
+  if (state_ != ConnState::Relay) return;
+  bool eof = (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR);
+  if (!ex_->haveResp) {
+    // A reused connection that the origin had already closed: retry once on a fresh one when
+    // nothing of the request body has been consumed (RFC 9112 §9.3.1 idempotence aside, the
+    // origin saw no complete request on a connection it closed before answering).
+    bool bodySent = ex_->reqPump.bodyBytes() > 0;
+    if (ex_->upReused && !ex_->retried && !bodySent && evbuffer_get_length(bufferevent_get_input(ex_->up.get())) == 0) {
+      ex_->retried = true;
+      w_.metrics().upstreamRetries.fetch_add(1, std::memory_order_relaxed);
+      freeUpstream();
+      return connectUpstream();
+    }
+    std::string why = eof ? "the origin closed the connection without answering"
+                          : std::string("the origin reset the connection: ") + (err ? strerror(err) : "error");
+    return respondError(502, Reason::UpstreamReset, why);
+  }
+  if (eof) {
+    upEof_ = true;
+    pumpResponseBody(true);
+    return;
+  }
+  abortExchange(Reason::UpstreamReset, std::string("the origin reset the connection mid-response: ") + (err ? strerror(err) : "error"));
+}
+
+void ClientConn::onClientEvent(short what) noexcept {
+  if (state_ == ConnState::Tunnel && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) return tunnelEnded(true);
+  if (state_ == ConnState::ReadHead && !headStarted_) return close();  // a keep-alive client went away
+  // The client went away mid-exchange (or reset): nothing more to send anyone.
+  if (ex_ && state_ == ConnState::Relay) ex_->squidCode = "TCP_MISS_ABORTED";
+  close();
+}
+
+// ---------------------------------------------------------------- CONNECT tunnel
+void ClientConn::startTunnel() {
+  setState(ConnState::Tunnel);
+  w_.metrics().tunnels.fetch_add(1, std::memory_order_relaxed);
+  static constexpr std::string_view k200 = "HTTP/1.1 200 Connection established\r\n\r\n";
+  addStr(bufferevent_get_output(client_.get()), k200);
+  ex_->status = 200;
+  ex_->squidCode = "TCP_TUNNEL";
+  ex_->respHeadSent = true;
+  ex_->headBytesToClient = k200.size();
+  bufferevent_enable(client_.get(), EV_READ);
+  armTimer(w_.config()->timeouts.tunnelIdle);
+  touch();
+  // Bytes the client sent right after its CONNECT (a ClientHello, say) are already buffered.
+  if (evbuffer_get_length(bufferevent_get_input(client_.get())))
+    tunnelRelay(client_.get(), ex_->up.get(), clientPaused_);
+}
+
+void ClientConn::tunnelRelay(bufferevent* from, bufferevent* to, Paused& fromPaused) {
+  evbuffer* in = bufferevent_get_input(from);
+  evbuffer* out = bufferevent_get_output(to);
+  size_t n = evbuffer_get_length(in);
+  if (from == client_.get())
+    w_.metrics().bytesFromClients.fetch_add(n, std::memory_order_relaxed);
+  else
+    ex_->tunnelToClient += n;
+  evbuffer_add_buffer(out, in);
+  if (evbuffer_get_length(out) >= w_.config()->limits.bufferBytes) {
+    bufferevent_disable(from, EV_READ);
+    fromPaused = Paused::OutFull;  // the peer's write callback resumes
+  }
+}
+
+// One side finished sending: pass the half-close on once its bytes are out (TCP half-close
+// semantics survive the tunnel); close when both sides are done.
+void ClientConn::tunnelEnded(bool fromClient) {
+  bool& eof = fromClient ? clientEof_ : upEof_;
+  eof = true;
+  bufferevent* to = fromClient ? ex_->up.get() : client_.get();
+  if (fromClient) tunnelRelay(client_.get(), ex_->up.get(), clientPaused_);
+  else tunnelRelay(ex_->up.get(), client_.get(), upPaused_);
+  if (evbuffer_get_length(bufferevent_get_output(to)) == 0) shutdown(bufferevent_getfd(to), SHUT_WR);
+  if (clientEof_ && upEof_ && evbuffer_get_length(bufferevent_get_output(client_.get())) == 0) close();
+}
+
+// ---------------------------------------------------------------- local responses
+void ClientConn::serveSelf() {
+  const auto& cfg = *w_.config();
+  auto& req = ex_->req;
+  w_.metrics().selfPages.fetch_add(1, std::memory_order_relaxed);
+  ex_->squidCode = "NONE_NONE";
+  std::string_view path = req.form == http::TargetForm::Absolute ? req.path : req.target;
+  path = path.substr(0, path.find('?'));
+  bool get = req.method == "GET" || req.method == "HEAD";
+  if (req.body != BodyKind::None) closeAfter_ = true;  // we do not read bodies sent to our pages
+  if (get && (path == "/proxy.pac" || path == "/wpad.dat")) {
+    std::string body = pac::render(cfg, local_.toString());
+    return respondLocal(200, "application/x-ns-proxy-autoconfig", body, !closeAfter_);
+  }
+  if (get && path == "/healthz") return respondLocal(200, "text/plain; charset=utf-8", "ok\n", !closeAfter_);
+  respondError(404, Reason::NotFound, "this proxy has no page at " + std::string(path));
+}
+
+void ClientConn::respondLocal(int status, std::string_view contentType, std::string_view body, bool keepAlive) {
+  bool head = ex_->req.method == "HEAD";
+  std::string h = "HTTP/1.1 " + std::to_string(status) + " " + std::string(blockpage::reasonPhrase(status)) +
+                  "\r\nContent-Type: " + std::string(contentType) + "\r\nContent-Length: " + std::to_string(body.size()) +
+                  "\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n";
+  if (!keepAlive) closeAfter_ = true;
+  if (closeAfter_) h += "Connection: close\r\n";
+  h += "\r\n";
+  evbuffer* out = bufferevent_get_output(client_.get());
+  addStr(out, h);
+  if (!head) addStr(out, body);
+  ex_->status = status;
+  ex_->respHeadSent = true;
+  ex_->headBytesToClient = h.size() + (head ? 0 : body.size());
+  if (contentType.size()) ex_->contentType.assign(contentType.substr(0, contentType.find(';')));
+  logExchange();
+  freeUpstream();
+  enterReadHead();
+}
+
+void ClientConn::respondError(int status, Reason reason, std::string_view detail) {
+  if (!ex_) {
+    ex_ = std::make_unique<Exchange>();
+    ex_->startMs = nowMs();
+    ex_->startEpoch = double(ex_->startMs) / 1000.0;
+  }
+  if (ex_->respHeadSent) return abortExchange(reason, detail);
+  freeUpstream();
+  const auto& cfg = *w_.config();
+  ex_->reason = reason;
+  ex_->detail.assign(detail);
+  ex_->refId = w_.newRefId();
+  ex_->status = status;
+  if (status == 403 && std::string_view(ex_->squidCode) == "TCP_MISS") ex_->squidCode = "TCP_DENIED";
+  w_.metrics().byReason[size_t(reason)].fetch_add(1, std::memory_order_relaxed);
+  const http::Header* al = ex_->req.headers.find("accept-language");
+  std::string url = ex_->req.form == http::TargetForm::Authority ? ex_->req.host + ":" + std::to_string(ex_->req.port)
+                                                                 : std::string(ex_->req.target);
+  std::string client = peer_.ipString();
+  blockpage::ErrorInfo info;
+  info.status = status;
+  info.reason = reasonName(reason);
+  info.url = url;
+  info.detail = detail;
+  info.client = client;
+  info.refId = ex_->refId;
+  info.proxyName = cfg.visibleHostname;
+  info.epoch = ex_->startEpoch;
+  info.lang = blockpage::pickLanguage(al ? al->value : std::string_view());
+  std::string body = blockpage::renderErrorPage(info);
+  std::string h = "HTTP/1.1 " + std::to_string(status) + " " + std::string(blockpage::reasonPhrase(status)) +
+                  "\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +
+                  "\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+                  "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'\r\n"
+                  "X-Sekisho-Ref: " + ex_->refId + "\r\nConnection: close\r\n\r\n";
+  evbuffer* out = bufferevent_get_output(client_.get());
+  addStr(out, h);
+  if (ex_->req.method != "HEAD") addStr(out, body);
+  ex_->respHeadSent = true;
+  ex_->headBytesToClient = h.size() + body.size();
+  logExchange();
+  closeAfter_ = true;
+  if (reason == Reason::ClientNotAllowed || reason == Reason::LoopDetected || reason >= Reason::BadRequest)
+    SLOG_DEBUG("refused %s: %s %s (%.*s) ref=%s", client.c_str(), reasonName(reason), url.c_str(), int(detail.size()),
+               detail.data(), ex_->refId.c_str());
+  enterDrain();
+}
+
+void ClientConn::enterDrain() {
+  setState(ConnState::Drain);
+  freeUpstream();
+  bufferevent_disable(client_.get(), EV_READ);
+  armTimer(kDrainTimeout);
+  if (evbuffer_get_length(bufferevent_get_output(client_.get())) == 0) onClientDrained();
+}
+
+void ClientConn::onTimer() noexcept {
+  uint64_t now = nowMs();
+  const auto& t = w_.config()->timeouts;
+  auto rearmIdle = [&](milliseconds limit) {
+    uint64_t idleFor = now - lastActivityMs_;
+    if (idleFor >= uint64_t(limit.count())) return false;
+    armTimer(milliseconds(uint64_t(limit.count()) - idleFor));
+    return true;
+  };
+  switch (state_) {
+    case ConnState::ReadHead:
+      if (headStarted_) {
+        if (!ex_) {
+          ex_ = std::make_unique<Exchange>();
+          ex_->startMs = now;
+          ex_->startEpoch = double(now) / 1000.0;
+          ex_->squidCode = "NONE_NONE";
+        }
+        return respondError(408, Reason::RequestTimeout, "the request head did not arrive within " + std::to_string(t.requestHeader.count() / 1000) + " s");
+      }
+      return close();
+    case ConnState::Resolve:
+    case ConnState::Connect:
+      return respondError(504, Reason::ConnectTimeout, "no connection to " + ex_->req.host + " within " + std::to_string(t.connect.count() / 1000) + " s");
+    case ConnState::Relay:
+      if (!ex_->haveResp) {
+        if (rearmIdle(t.firstByte)) return;
+        return respondError(504, Reason::UpstreamTimeout, "the origin did not answer within " + std::to_string(t.firstByte.count() / 1000) + " s");
+      }
+      if (rearmIdle(t.idle)) return;
+      return abortExchange(Reason::UpstreamTimeout, "no progress for " + std::to_string(t.idle.count() / 1000) + " s");
+    case ConnState::Tunnel:
+      if (rearmIdle(t.tunnelIdle)) return;
+      return close();
+    case ConnState::Drain:
+    case ConnState::Closed:
+      return close();
+  }
+}
+
+// ---------------------------------------------------------------- access log
+void ClientConn::logExchange() {
+  if (!ex_ || ex_->logged) return;
+  ex_->logged = true;
+  auto& m = w_.metrics();
+  int cls = ex_->status / 100;
+  m.byStatusClass[size_t(cls >= 1 && cls <= 5 ? cls : 0)].fetch_add(1, std::memory_order_relaxed);
+  uint64_t toClient = ex_->headBytesToClient + ex_->respPump.moved() +
+                      ex_->tunnelToClient;
+  m.bytesToClients.fetch_add(toClient, std::memory_order_relaxed);
+  accesslog::AccessLog* log = w_.accessLog();
+  if (!log || !log->enabled()) return;
+  accesslog::Record r;
+  r.startEpoch = ex_->startEpoch;
+  r.elapsedMs = nowMs() - ex_->startMs;
+  r.client = peer_.ipString();
+  r.squidCode = ex_->squidCode;
+  r.status = ex_->status;
+  r.bytesToClient = toClient;
+  r.bytesFromClient = ex_->reqPump.bodyBytes() + ex_->req.storage.size;
+  r.method = ex_->req.method.empty() ? "-" : std::string(ex_->req.method);
+  if (ex_->req.form == http::TargetForm::Authority)
+    r.url = ex_->req.host + ":" + std::to_string(ex_->req.port);
+  else
+    r.url = ex_->req.target.empty() ? "-" : std::string(ex_->req.target);
+  r.user = "-";
+  bool direct = ex_->dest.len != 0;
+  r.hierarchy = direct ? "HIER_DIRECT" : "HIER_NONE";
+  r.peer = direct ? ex_->dest.ipString() : "-";
+  r.contentType = ex_->contentType.empty() ? "-" : ex_->contentType.substr(0, ex_->contentType.find(';'));
+  r.mode = ex_->squidCode == std::string_view("TCP_TUNNEL") ? "tunnel" : (ex_->squidCode == std::string_view("NONE_NONE") && ex_->reason == Reason::None ? "self" : "http");
+  r.reason = reasonName(ex_->reason);
+  r.refId = ex_->refId;
+  log->submit(std::move(r));
+}
+
+}  // namespace sekisho::server

@@ -1,0 +1,122 @@
+// One downstream connection and the exchange in flight on it.
+//
+// States (each line says what is true in it):
+//   ReadHead  waiting for or reading a request head; no exchange upstream; timer = client idle
+//             (between requests) or request-header deadline (from the first byte)
+//   Resolve   name lookup in flight; client reads paused; timer = connect deadline
+//   Connect   upstream TCP connect in flight; client reads paused; timer = connect deadline
+//   Relay     request head sent; request body and response stream with watermarks; timer =
+//             first-byte deadline until the response head, then idle
+//   Tunnel    CONNECT answered 200; opaque bytes both ways; timer = tunnel idle
+//   Drain     a final response is queued; no more requests; output flushed, write side shut,
+//             then the input is discarded briefly before close (so the client reads our answer)
+//   Closed    callbacks detached; waiting in the worker's deferred-delete queue
+// HTTP: ReadHead -> Resolve -> Connect -> Relay -> ReadHead. CONNECT: ReadHead -> Resolve ->
+// Connect -> Tunnel. A refusal or failure goes to Drain; a pooled upstream skips Connect.
+#pragma once
+#include <event2/bufferevent.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proxy/base/handles.h"
+#include "proxy/http/message.h"
+#include "proxy/net/address.h"
+#include "proxy/server/body_pump.h"
+#include "proxy/server/metrics.h"
+
+namespace sekisho::server {
+
+class Worker;
+
+enum class ConnState : uint8_t { ReadHead, Resolve, Connect, Relay, Tunnel, Drain, Closed };
+
+// Why reads on one side are paused; distinct values, never one bool.
+enum class Paused : uint8_t { No, OutFull };
+
+class ClientConn {
+ public:
+  ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer,
+             const net::SocketAddr& local, bool allowed);
+  ~ClientConn();
+  ClientConn(const ClientConn&) = delete;
+  ClientConn& operator=(const ClientConn&) = delete;
+
+  void start();
+  // Shutdown: an idle connection closes now; a busy one closes after its current exchange.
+  void onShutdown();
+  uint64_t id() const { return id_; }
+  ConnState state() const { return state_; }
+
+ private:
+  struct Exchange;
+
+  // libevent trampolines
+  static void clientReadCb(bufferevent*, void* arg);
+  static void clientWriteCb(bufferevent*, void* arg);
+  static void clientEventCb(bufferevent*, short what, void* arg);
+  static void upReadCb(bufferevent*, void* arg);
+  static void upWriteCb(bufferevent*, void* arg);
+  static void upEventCb(bufferevent*, short what, void* arg);
+  static void timerCb(evutil_socket_t, short, void* arg);
+
+  void onClientReadable() noexcept;
+  void onClientDrained() noexcept;
+  void onClientEvent(short what) noexcept;
+  void onUpstreamReadable() noexcept;
+  void onUpstreamDrained() noexcept;
+  void onUpstreamEvent(short what) noexcept;
+  void onTimer() noexcept;
+
+  void readHead();
+  void handleRequest(http::RequestHead head);
+  void onResolved(Result<std::vector<net::SocketAddr>> answer);
+  void connectUpstream();
+  void onUpstreamConnected();
+  void startRelay();
+  void startTunnel();
+  void pumpRequestBody();
+  void readResponse();
+  void sendResponseHead();
+  void pumpResponseBody(bool upstreamEnded);
+  void finishExchange();
+  void serveSelf();
+  void respondLocal(int status, std::string_view contentType, std::string_view body, bool keepAlive);
+  void respondError(int status, Reason reason, std::string_view detail);
+  void tunnelRelay(bufferevent* from, bufferevent* to, Paused& fromPaused);
+  void tunnelEnded(bool fromClient);
+  void enterReadHead();
+  void enterDrain();
+  void close();
+  void abortExchange(Reason reason, std::string_view detail);
+  void logExchange();
+  void setState(ConnState s);
+  void armTimer(std::chrono::milliseconds ms);
+  void touch();
+  bool targetsSelf(const http::RequestHead& req) const;
+  bool viaLoop(const http::RequestHead& req) const;
+  void freeUpstream();
+  uint64_t nowMs() const;
+
+  Worker& w_;
+  uint64_t id_;
+  net::SocketAddr peer_, local_;
+  BevPtr client_;
+  EventPtr timer_;
+  std::unique_ptr<Exchange> ex_;
+  ConnState state_ = ConnState::ReadHead;
+  Paused clientPaused_ = Paused::No;  // client reads paused because upstream output is full
+  Paused upPaused_ = Paused::No;      // upstream reads paused because client output is full
+  bool allowed_;
+  bool headStarted_ = false;   // a byte of the current request head has arrived
+  bool firstRequest_ = true;
+  bool closeAfter_ = false;    // no further requests on this connection
+  bool clientEof_ = false, upEof_ = false;  // tunnel half-closes
+  size_t headScanned_ = 0;
+  uint64_t lastActivityMs_ = 0;
+  uint64_t timerDueMs_ = 0;
+};
+
+}  // namespace sekisho::server

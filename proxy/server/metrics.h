@@ -1,0 +1,51 @@
+// Counters each worker keeps for /metrics. Only the owning worker thread writes a Metrics
+// (relaxed atomics, no contention); the admin thread sums them.
+#pragma once
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace sekisho::server {
+
+using Counter = std::atomic<uint64_t>;
+
+// Refusal and failure reasons, also used as access-log reasons and error-page selectors.
+enum class Reason : uint8_t {
+  None,
+  ClientNotAllowed,
+  ConnectPortNotAllowed,
+  PortNotAllowed,
+  DestinationNotAllowed,
+  BadRequest,
+  AmbiguousFraming,
+  UriTooLong,
+  HeadersTooLarge,
+  BodyTooLarge,
+  NotImplemented,
+  UnsupportedScheme,
+  DnsFailed,
+  ConnectFailed,
+  ConnectTimeout,
+  UpstreamTimeout,
+  BadResponse,
+  UpstreamReset,
+  LoopDetected,
+  RequestTimeout,
+  NotFound,
+  TooManyConnections,
+  ShuttingDown,
+  Count_
+};
+const char* reasonName(Reason r);
+
+struct Metrics {
+  Counter accepted{0}, active{0}, refusedAtAccept{0};
+  Counter requests{0}, tunnels{0}, selfPages{0};
+  Counter upstreamConnects{0}, upstreamReuses{0}, upstreamRetries{0};
+  Counter bytesFromClients{0}, bytesToClients{0};
+  std::array<Counter, 6> byStatusClass{};  // 0 = none, 1xx..5xx
+  std::array<Counter, size_t(Reason::Count_)> byReason{};
+};
+
+}  // namespace sekisho::server

@@ -1,0 +1,286 @@
+#include "proxy/server/server.h"
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/thread.h>
+#include <ifaddrs.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "version.h"
+#include "proxy/base/log.h"
+#include "proxy/log/access_log.h"
+#include "proxy/server/worker.h"
+
+namespace sekisho::server {
+
+namespace {
+
+void raiseFdLimit() {
+  rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+std::vector<net::SocketAddr> localAddresses() {
+  std::vector<net::SocketAddr> out;
+  ifaddrs* ifs = nullptr;
+  if (getifaddrs(&ifs) != 0) return out;
+  for (ifaddrs* i = ifs; i; i = i->ifa_next) {
+    if (!i->ifa_addr) continue;
+    socklen_t len = i->ifa_addr->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    if (auto a = net::SocketAddr::fromSockaddr(i->ifa_addr, len)) out.push_back(*a);
+  }
+  freeifaddrs(ifs);
+  return out;
+}
+
+log::Level levelOf(const std::string& s) {
+  if (s == "debug") return log::Level::Debug;
+  if (s == "warn") return log::Level::Warn;
+  if (s == "error") return log::Level::Error;
+  return log::Level::Info;
+}
+
+struct Server {
+  config::ConfigPtr cfg;
+  RunOptions opts;
+  std::shared_ptr<accesslog::AccessLog> accessLog;
+  std::vector<std::unique_ptr<Worker>> workers;
+  EventBasePtr base;
+  std::vector<EventPtr> signals;
+  evhttp* admin = nullptr;
+  bool stopping = false;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+  void reload();
+  void stop();
+  void metrics(evhttp_request* req);
+};
+
+Result<std::shared_ptr<accesslog::AccessLog>> openAccessLog(const config::Config& cfg) {
+  auto r = accesslog::AccessLog::open(cfg.log.access, cfg.log.format);
+  if (!r) return tl::unexpected(r.error());
+  return std::shared_ptr<accesslog::AccessLog>(std::move(*r));
+}
+
+void Server::reload() {
+  if (opts.configPath.empty()) {
+    SLOG_INFO("reload: running on built-in defaults (no config file); nothing to reload");
+    return;
+  }
+  auto next = config::loadFile(opts.configPath);
+  if (!next) {
+    SLOG_ERROR("reload refused, the running configuration stays in force: %s", next.error().detail.c_str());
+    return;
+  }
+  const auto& n = **next;
+  if (n.listen.size() != cfg->listen.size() || !std::equal(n.listen.begin(), n.listen.end(), cfg->listen.begin()))
+    SLOG_WARN("reload: listen changed; new listeners take effect after a restart");
+  if (n.workers != cfg->workers) SLOG_WARN("reload: workers changed; takes effect after a restart");
+  if (n.admin.listenText != cfg->admin.listenText) SLOG_WARN("reload: admin.listen changed; takes effect after a restart");
+  std::shared_ptr<accesslog::AccessLog> log = accessLog;
+  if (n.log.access != cfg->log.access || n.log.format != cfg->log.format) {
+    auto opened = openAccessLog(n);
+    if (!opened) {
+      SLOG_ERROR("reload refused: %s", opened.error().detail.c_str());
+      return;
+    }
+    log = *opened;
+  }
+  log::setLevel(levelOf(n.log.level));
+  cfg = *next;
+  accessLog = log;
+  for (auto& w : workers) w->postConfig(cfg, accessLog);
+  SLOG_INFO("configuration reloaded from %s", opts.configPath.c_str());
+}
+
+void Server::stop() {
+  if (stopping) {
+    SLOG_WARN("second stop signal: exiting now");
+    for (auto& w : workers) w->postShutdown(std::chrono::milliseconds(0));
+  } else {
+    stopping = true;
+    SLOG_INFO("stopping: no new connections; draining in-flight requests for up to %lld ms",
+              (long long)cfg->timeouts.shutdown.count());
+    for (auto& w : workers) w->postShutdown(cfg->timeouts.shutdown);
+  }
+  if (admin) {
+    evhttp_free(admin);
+    admin = nullptr;
+  }
+  // The main loop ends; run() then joins the workers, which end when drained.
+  event_base_loopexit(base.get(), nullptr);
+}
+
+void addCounter(std::string& out, const char* name, const char* help, const char* type, uint64_t v,
+                const std::string& labels = "") {
+  if (!help) {
+    out += name + labels + " " + std::to_string(v) + "\n";
+    return;
+  }
+  out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  out += name + labels + " " + std::to_string(v) + "\n";
+}
+
+void Server::metrics(evhttp_request* req) {
+  auto sum = [&](auto member) {
+    uint64_t s = 0;
+    for (auto& w : workers) s += (w->metrics().*member).load(std::memory_order_relaxed);
+    return s;
+  };
+  std::string out;
+  addCounter(out, "sekisho_connections_accepted_total", "Client connections accepted.", "counter", sum(&Metrics::accepted));
+  addCounter(out, "sekisho_connections_active", "Client connections open now.", "gauge", sum(&Metrics::active));
+  addCounter(out, "sekisho_connections_refused_total", "Connections closed at accept (limit or shutdown).", "counter", sum(&Metrics::refusedAtAccept));
+  addCounter(out, "sekisho_requests_total", "Requests read from clients (CONNECT included).", "counter", sum(&Metrics::requests));
+  addCounter(out, "sekisho_tunnels_total", "CONNECT tunnels established.", "counter", sum(&Metrics::tunnels));
+  addCounter(out, "sekisho_self_pages_total", "Requests for the proxy's own pages.", "counter", sum(&Metrics::selfPages));
+  addCounter(out, "sekisho_upstream_connects_total", "New upstream TCP connections.", "counter", sum(&Metrics::upstreamConnects));
+  addCounter(out, "sekisho_upstream_reuses_total", "Requests sent on a pooled upstream connection.", "counter", sum(&Metrics::upstreamReuses));
+  addCounter(out, "sekisho_upstream_retries_total", "Requests retried after a pooled connection turned out closed.", "counter", sum(&Metrics::upstreamRetries));
+  addCounter(out, "sekisho_client_bytes_received_total", "Bytes received from clients.", "counter", sum(&Metrics::bytesFromClients));
+  addCounter(out, "sekisho_client_bytes_sent_total", "Bytes sent to clients.", "counter", sum(&Metrics::bytesToClients));
+  out += "# HELP sekisho_responses_total Responses sent to clients by status class.\n# TYPE sekisho_responses_total counter\n";
+  static const char* kClasses[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+  for (size_t c = 0; c < 6; ++c) {
+    uint64_t v = 0;
+    for (auto& w : workers) v += w->metrics().byStatusClass[c].load(std::memory_order_relaxed);
+    addCounter(out, "sekisho_responses_total", nullptr, nullptr, v, std::string("{class=\"") + kClasses[c] + "\"}");
+  }
+  out += "# HELP sekisho_refusals_total Requests refused or failed, by reason.\n# TYPE sekisho_refusals_total counter\n";
+  for (size_t r = 1; r < size_t(Reason::Count_); ++r) {
+    uint64_t v = 0;
+    for (auto& w : workers) v += w->metrics().byReason[r].load(std::memory_order_relaxed);
+    addCounter(out, "sekisho_refusals_total", nullptr, nullptr, v, std::string("{reason=\"") + reasonName(Reason(r)) + "\"}");
+  }
+  if (accessLog) {
+    addCounter(out, "sekisho_access_log_dropped_total", "Access log records dropped because the writer fell behind.", "counter", accessLog->dropped());
+  }
+  double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  out += "# HELP sekisho_uptime_seconds Seconds since start.\n# TYPE sekisho_uptime_seconds gauge\nsekisho_uptime_seconds " +
+         std::to_string(up) + "\n";
+  out += "# HELP sekisho_build_info Build information.\n# TYPE sekisho_build_info gauge\nsekisho_build_info{version=\"" SEKISHO_VERSION "\"} 1\n";
+  evbuffer* b = evbuffer_new();
+  evbuffer_add(b, out.data(), out.size());
+  evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+  evhttp_send_reply(req, 200, "OK", b);
+  evbuffer_free(b);
+}
+
+void onAdmin(evhttp_request* req, void* arg) {
+  auto* s = static_cast<Server*>(arg);
+  const char* uri = evhttp_request_get_uri(req);
+  std::string path = uri ? uri : "";
+  path = path.substr(0, path.find('?'));
+  if (path == "/metrics") return s->metrics(req);
+  evbuffer* b = evbuffer_new();
+  if (path == "/healthz") {
+    evbuffer_add_printf(b, "ok\n");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; charset=utf-8");
+    evhttp_send_reply(req, 200, "OK", b);
+  } else {
+    evbuffer_add_printf(b, "not found; try /metrics or /healthz\n");
+    evhttp_send_reply(req, 404, "Not Found", b);
+  }
+  evbuffer_free(b);
+}
+
+void onSignal(evutil_socket_t sig, short, void* arg) {
+  auto* s = static_cast<Server*>(arg);
+  switch (sig) {
+    case SIGHUP: s->reload(); break;
+    case SIGUSR1:
+      SLOG_INFO("reopening the access log");
+      if (s->accessLog) s->accessLog->reopen();
+      break;
+    default: s->stop(); break;
+  }
+}
+
+}  // namespace
+
+int run(config::ConfigPtr cfg, const RunOptions& opts) {
+  auto t0 = std::chrono::steady_clock::now();
+  evthread_use_pthreads();
+  raiseFdLimit();
+  signal(SIGPIPE, SIG_IGN);
+  log::setLevel(levelOf(cfg->log.level));
+
+  Server s;
+  s.cfg = cfg;
+  s.opts = opts;
+  auto opened = openAccessLog(*cfg);
+  if (!opened) {
+    SLOG_ERROR("%s", opened.error().detail.c_str());
+    return 1;
+  }
+  s.accessLog = *opened;
+
+  auto facts = std::make_shared<SharedFacts>();
+  facts->listeners = cfg->listen;
+  facts->localAddrs = localAddresses();
+  facts->admin = cfg->admin.listen;
+  facts->hosts = std::make_shared<const HostsMap>(loadHostsFile("/etc/hosts"));
+
+  // Workers block the control signals; only the main thread handles them.
+  sigset_t set, old;
+  sigemptyset(&set);
+  for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGUSR1}) sigaddset(&set, sig);
+  pthread_sigmask(SIG_BLOCK, &set, &old);
+  for (unsigned i = 0; i < cfg->workers; ++i) {
+    auto w = std::make_unique<Worker>(i, cfg, s.accessLog, facts);
+    if (auto r = w->bind(cfg->listen); !r) {
+      SLOG_ERROR("%s", r.error().detail.c_str());
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+      return 1;
+    }
+    s.workers.push_back(std::move(w));
+  }
+  for (auto& w : s.workers) w->start();
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+
+  s.base.reset(event_base_new());
+  for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGUSR1}) {
+    s.signals.emplace_back(evsignal_new(s.base.get(), sig, &onSignal, &s));
+    evsignal_add(s.signals.back().get(), nullptr);
+  }
+  if (cfg->admin.listen) {
+    s.admin = evhttp_new(s.base.get());
+    evhttp_set_allowed_methods(s.admin, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_gencb(s.admin, &onAdmin, &s);
+    evhttp_set_timeout(s.admin, 10);
+    const auto& a = *cfg->admin.listen;
+    if (!evhttp_bind_socket_with_handle(s.admin, a.ipString().c_str(), a.port())) {
+      SLOG_ERROR("cannot listen on admin.listen %s: %s", a.toString().c_str(), strerror(errno));
+      for (auto& w : s.workers) w->postShutdown(std::chrono::milliseconds(0));
+      for (auto& w : s.workers) w->join();
+      return 1;
+    }
+  }
+  std::string where;
+  for (const auto& l : cfg->listen) where += (where.empty() ? "" : ", ") + l.toString();
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  SLOG_INFO("sekisho %s listening on %s with %u workers (config: %s; admin: %s; started in %.1f ms)", SEKISHO_VERSION,
+            where.c_str(), cfg->workers, opts.configPath.empty() ? "built-in defaults" : opts.configPath.c_str(),
+            cfg->admin.listen ? cfg->admin.listen->toString().c_str() : "off", ms);
+  if (cfg->tls.intercept)
+    SLOG_INFO("tls.intercept is set, but this build does not decrypt yet: every allowed CONNECT is tunnelled");
+
+  event_base_dispatch(s.base.get());
+  for (auto& w : s.workers) w->join();
+  s.workers.clear();
+  s.signals.clear();
+  if (s.admin) evhttp_free(s.admin);
+  s.accessLog.reset();
+  SLOG_INFO("stopped");
+  return 0;
+}
+
+}  // namespace sekisho::server

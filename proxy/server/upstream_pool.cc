@@ -1,0 +1,76 @@
+#include "proxy/server/upstream_pool.h"
+
+#include <event2/buffer.h>
+
+namespace sekisho::server {
+
+namespace {
+std::string keyOf(const net::SocketAddr& a) {
+  std::string k(reinterpret_cast<const char*>(&a.ss), a.len);
+  return k;
+}
+}  // namespace
+
+UpstreamPool::~UpstreamPool() { clear(); }
+
+void UpstreamPool::clear() {
+  byKey_.clear();
+  lru_.clear();  // frees the bufferevents (and closes their sockets)
+}
+
+BevPtr UpstreamPool::take(const net::SocketAddr& addr) {
+  auto it = byKey_.find(keyOf(addr));
+  if (it == byKey_.end() || it->second.empty()) return nullptr;
+  auto li = it->second.front();
+  it->second.pop_front();
+  if (it->second.empty()) byKey_.erase(it);
+  BevPtr bev = std::move(li->bev);
+  lru_.erase(li);
+  bufferevent_setcb(bev.get(), nullptr, nullptr, nullptr, nullptr);
+  bufferevent_set_timeouts(bev.get(), nullptr, nullptr);
+  ++reuses_;
+  return bev;
+}
+
+void UpstreamPool::put(const net::SocketAddr& addr, BevPtr bev) {
+  if (maxTotal_ == 0 || maxPerKey_ == 0) return;  // bev freed
+  std::string key = keyOf(addr);
+  auto& keyList = byKey_[key];
+  if (keyList.size() >= maxPerKey_) drop(keyList.back());
+  if (lru_.size() >= maxTotal_) drop(std::prev(lru_.end()));
+  lru_.push_front(Idle{key, std::move(bev), this});
+  auto li = lru_.begin();
+  byKey_[key].push_front(li);
+  bufferevent* b = li->bev.get();
+  // The arg is the list node; std::list iterators stay valid until that node is erased.
+  bufferevent_setcb(b, &UpstreamPool::onIdleRead, nullptr, &UpstreamPool::onIdleEvent, &*li);
+  timeval tv{time_t(idle_.count() / 1000), suseconds_t((idle_.count() % 1000) * 1000)};
+  bufferevent_set_timeouts(b, &tv, nullptr);
+  bufferevent_enable(b, EV_READ);
+}
+
+void UpstreamPool::drop(List::iterator it) {
+  auto k = byKey_.find(it->key);
+  if (k != byKey_.end()) {
+    k->second.remove(it);
+    if (k->second.empty()) byKey_.erase(k);
+  }
+  lru_.erase(it);
+}
+
+// Anything from an idle origin (data, EOF, error, idle timeout) ends the connection: an origin
+// may not send an unsolicited response (RFC 9112 §9.3.2 leaves such a connection unusable).
+void UpstreamPool::onIdleRead(bufferevent* bev, void* arg) { onIdleEvent(bev, BEV_EVENT_EOF, arg); }
+
+void UpstreamPool::onIdleEvent(bufferevent*, short, void* arg) {
+  auto* idle = static_cast<Idle*>(arg);
+  UpstreamPool* pool = idle->pool;
+  for (auto it = pool->lru_.begin(); it != pool->lru_.end(); ++it) {
+    if (&*it == idle) {
+      pool->drop(it);
+      return;
+    }
+  }
+}
+
+}  // namespace sekisho::server

@@ -1,0 +1,55 @@
+// Per-worker pool of idle keep-alive upstream connections, keyed by origin address. An idle
+// connection that the origin closes, or that sends anything, or that stays idle past the
+// timeout, is freed. Bounded per origin and in total (oldest evicted first).
+#pragma once
+#include <event2/bufferevent.h>
+
+#include <chrono>
+#include <list>
+#include <string>
+#include <unordered_map>
+
+#include "proxy/base/handles.h"
+#include "proxy/net/address.h"
+
+namespace sekisho::server {
+
+class UpstreamPool {
+ public:
+  UpstreamPool() = default;
+  ~UpstreamPool();
+  UpstreamPool(const UpstreamPool&) = delete;
+  UpstreamPool& operator=(const UpstreamPool&) = delete;
+
+  void setLimits(size_t maxTotal, size_t maxPerKey, std::chrono::milliseconds idle) {
+    maxTotal_ = maxTotal;
+    maxPerKey_ = maxPerKey;
+    idle_ = idle;
+  }
+  // Takes the most recently used idle connection to `addr`, or nullptr.
+  BevPtr take(const net::SocketAddr& addr);
+  // Parks a connection whose last exchange ended cleanly with nothing unread.
+  void put(const net::SocketAddr& addr, BevPtr bev);
+  void clear();
+  size_t size() const { return lru_.size(); }
+  uint64_t reuses() const { return reuses_; }
+
+ private:
+  struct Idle {
+    std::string key;
+    BevPtr bev;
+    UpstreamPool* pool;
+  };
+  using List = std::list<Idle>;
+  static void onIdleRead(bufferevent* bev, void* arg);
+  static void onIdleEvent(bufferevent* bev, short what, void* arg);
+  void drop(List::iterator it);
+
+  List lru_;  // front = most recently parked
+  std::unordered_map<std::string, std::list<List::iterator>> byKey_;
+  size_t maxTotal_ = 256, maxPerKey_ = 16;
+  std::chrono::milliseconds idle_{30'000};
+  uint64_t reuses_ = 0;
+};
+
+}  // namespace sekisho::server

@@ -1,0 +1,232 @@
+#include "proxy/server/worker.h"
+
+#include <event2/thread.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+#include "proxy/base/log.h"
+#include "proxy/server/client_conn.h"
+
+namespace sekisho::server {
+
+namespace {
+std::shared_ptr<const HostsMap> overridesOf(const config::Config& cfg) {
+  auto m = std::make_shared<HostsMap>();
+  for (const auto& [host, addr] : cfg.resolve) (*m)[host].push_back(addr);
+  return m;
+}
+}  // namespace
+
+Worker::Worker(unsigned id, config::ConfigPtr cfg, std::shared_ptr<accesslog::AccessLog> log,
+               std::shared_ptr<const SharedFacts> facts)
+    : id_(id), cfg_(std::move(cfg)), log_(std::move(log)), facts_(std::move(facts)), rng_(std::random_device{}()) {
+  event_config* ec = event_config_new();
+  event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+  base_.reset(event_base_new_with_config(ec));
+  event_config_free(ec);
+  resolver_ = std::make_unique<Resolver>(base_.get(), facts_->hosts);
+  reapEv_.reset(event_new(base_.get(), -1, 0, &Worker::onReap, this));
+  postEv_.reset(event_new(base_.get(), -1, 0, &Worker::onPosted, this));
+  deadlineEv_.reset(evtimer_new(base_.get(), &Worker::onDeadline, this));
+  applyConfig();
+}
+
+Worker::~Worker() {
+  for (auto& [id, c] : conns_) delete c;
+  conns_.clear();
+  for (auto* c : reap_) delete c;
+  reap_.clear();
+  pool_.clear();
+  listeners_.clear();
+  resolver_.reset();
+}
+
+void Worker::applyConfig() {
+  resolver_->setOverrides(overridesOf(*cfg_));
+  pool_.setLimits(cfg_->limits.maxIdleUpstream, cfg_->limits.maxIdleUpstreamPerHost, cfg_->timeouts.upstreamIdle);
+}
+
+Result<void> Worker::bind(const std::vector<net::SocketAddr>& addrs) {
+  for (const auto& a : addrs) {
+    evutil_socket_t fd = socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fail(ErrKind::Io, Side::Internal, std::string("socket: ") + strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    // Each worker has its own socket on the port; the kernel spreads connections across them.
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (a.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (::bind(fd, a.sa(), a.len) != 0) {
+      int e = errno;
+      ::close(fd);
+      return fail(ErrKind::Io, Side::Internal, "cannot listen on " + a.toString() + ": " + strerror(e));
+    }
+    evconnlistener* l = evconnlistener_new(base_.get(), &Worker::onAccept, this,
+                                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 4096, fd);
+    if (!l) {
+      ::close(fd);
+      return fail(ErrKind::Io, Side::Internal, "cannot listen on " + a.toString() + ": " + strerror(errno));
+    }
+    evconnlistener_set_error_cb(l, &Worker::onAcceptError);
+    listeners_.emplace_back(l);
+  }
+  return {};
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] {
+    event_base_dispatch(base_.get());
+    // Whatever is left after the loop ends (shutdown deadline) is closed here, on this thread.
+    for (auto& [id, c] : conns_) delete c;
+    conns_.clear();
+    for (auto* c : reap_) delete c;
+    reap_.clear();
+    pool_.clear();
+    listeners_.clear();
+  });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(postMu_);
+    posted_.push_back(std::move(fn));
+  }
+  event_active(postEv_.get(), EV_READ, 0);  // thread-safe: locking is on (evthread_use_pthreads)
+}
+
+void Worker::onPosted(evutil_socket_t, short, void* arg) {
+  auto* w = static_cast<Worker*>(arg);
+  std::vector<std::function<void()>> fns;
+  {
+    std::lock_guard<std::mutex> lock(w->postMu_);
+    fns.swap(w->posted_);
+  }
+  for (auto& fn : fns) fn();
+}
+
+void Worker::postConfig(config::ConfigPtr cfg, std::shared_ptr<accesslog::AccessLog> log) {
+  post([this, cfg = std::move(cfg), log = std::move(log)]() mutable {
+    cfg_ = std::move(cfg);
+    log_ = std::move(log);
+    applyConfig();
+  });
+}
+
+void Worker::postShutdown(std::chrono::milliseconds deadline) {
+  post([this, deadline] { beginShutdown(deadline); });
+}
+
+void Worker::beginShutdown(std::chrono::milliseconds deadline) {
+  if (draining_) return;
+  draining_ = true;
+  listeners_.clear();  // stop accepting: new connections are refused by the kernel
+  pool_.clear();
+  timeval tv{time_t(deadline.count() / 1000), suseconds_t((deadline.count() % 1000) * 1000)};
+  evtimer_add(deadlineEv_.get(), &tv);
+  std::vector<ClientConn*> all;
+  all.reserve(conns_.size());
+  for (auto& [id, c] : conns_) all.push_back(c);
+  for (auto* c : all) c->onShutdown();
+  maybeFinishShutdown();
+}
+
+void Worker::maybeFinishShutdown() {
+  if (draining_ && conns_.empty() && reap_.empty()) event_base_loopexit(base_.get(), nullptr);
+}
+
+void Worker::onDeadline(evutil_socket_t, short, void* arg) {
+  auto* w = static_cast<Worker*>(arg);
+  SLOG_WARN("worker %u: shutdown deadline reached with %zu connections still open; closing them", w->id_,
+            w->conns_.size());
+  event_base_loopexit(w->base_.get(), nullptr);
+}
+
+void Worker::onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* arg) {
+  static_cast<Worker*>(arg)->accept(fd, sa, len);
+}
+
+void Worker::onAcceptError(evconnlistener*, void* arg) {
+  auto* w = static_cast<Worker*>(arg);
+  int err = EVUTIL_SOCKET_ERROR();
+  // EMFILE/ENFILE: out of descriptors. Log (rate-limited by the kernel's pace) and keep going.
+  SLOG_WARN("worker %u: accept failed: %s", w->id_, strerror(err));
+}
+
+void Worker::accept(evutil_socket_t fd, sockaddr* sa, int len) {
+  auto peer = net::SocketAddr::fromSockaddr(sa, socklen_t(len));
+  if (!peer || draining_ || conns_.size() >= cfg_->limits.maxConnections) {
+    metrics_.refusedAtAccept.fetch_add(1, std::memory_order_relaxed);
+    evutil_closesocket(fd);
+    return;
+  }
+  sockaddr_storage ls{};
+  socklen_t llen = sizeof ls;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&ls), &llen);
+  auto local = net::SocketAddr::fromSockaddr(reinterpret_cast<sockaddr*>(&ls), llen);
+  bool allowed = cfg_->allowClients.contains(*peer);
+  uint64_t id = nextConnId_++;
+  auto* c = new ClientConn(*this, id, fd, *peer, local.value_or(net::SocketAddr{}), allowed);
+  conns_.emplace(id, c);
+  metrics_.accepted.fetch_add(1, std::memory_order_relaxed);
+  metrics_.active.fetch_add(1, std::memory_order_relaxed);
+  c->start();
+}
+
+ClientConn* Worker::findConn(uint64_t connId) const {
+  auto it = conns_.find(connId);
+  return it == conns_.end() ? nullptr : it->second;
+}
+
+void Worker::release(ClientConn* conn) {
+  conns_.erase(conn->id());
+  reap_.push_back(conn);
+  metrics_.active.fetch_sub(1, std::memory_order_relaxed);
+  event_active(reapEv_.get(), EV_READ, 0);
+}
+
+void Worker::onReap(evutil_socket_t, short, void* arg) {
+  auto* w = static_cast<Worker*>(arg);
+  std::vector<ClientConn*> dead;
+  dead.swap(w->reap_);
+  for (auto* c : dead) delete c;
+  w->maybeFinishShutdown();
+}
+
+std::string Worker::newRefId() {
+  // Crockford base32 without I, L, O, U: easy to read out over the phone.
+  static constexpr char kAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+  uint64_t v = rng_();
+  std::string out;
+  out.reserve(11);
+  for (int i = 0; i < 10; ++i) {
+    if (i == 5) out.push_back('-');
+    out.push_back(kAlphabet[v & 31]);
+    v >>= 5;
+  }
+  return out;
+}
+
+bool Worker::isSelf(const net::SocketAddr& dest) const {
+  for (const auto& l : facts_->listeners) {
+    if (l.port() != dest.port()) continue;
+    if (l.sameIp(dest) || dest.isAny()) return true;
+    if (l.isAny()) {
+      if (dest.isLoopback() || dest.isAny()) return true;
+      for (const auto& a : facts_->localAddrs)
+        if (a.sameIp(dest)) return true;
+    }
+  }
+  return false;
+}
+
+bool Worker::isAdmin(const net::SocketAddr& dest) const {
+  const auto& a = facts_->admin;
+  if (!a || a->port() != dest.port()) return false;
+  return a->sameIp(dest) || (a->isAny() && (dest.isLoopback() || dest.isAny()));
+}
+
+}  // namespace sekisho::server

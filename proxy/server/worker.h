@@ -1,0 +1,107 @@
+// One worker: an event loop on its own thread with its listeners (SO_REUSEPORT), resolver,
+// upstream pool, metrics and client connections. Everything a worker owns is touched only on its
+// thread; other threads talk to it through post().
+#pragma once
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/base/handles.h"
+#include "proxy/config/config.h"
+#include "proxy/log/access_log.h"
+#include "proxy/server/metrics.h"
+#include "proxy/server/resolver.h"
+#include "proxy/server/upstream_pool.h"
+
+namespace sekisho::server {
+
+class ClientConn;
+
+// Facts every worker reads and nobody changes after start-up.
+struct SharedFacts {
+  std::vector<net::SocketAddr> listeners;    // bound proxy listeners
+  std::vector<net::SocketAddr> localAddrs;   // this host's interface addresses
+  std::optional<net::SocketAddr> admin;      // admin listener, if any
+  std::shared_ptr<const HostsMap> hosts;     // /etc/hosts
+};
+
+class Worker {
+ public:
+  Worker(unsigned id, config::ConfigPtr cfg, std::shared_ptr<accesslog::AccessLog> log,
+         std::shared_ptr<const SharedFacts> facts);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Binds this worker's own SO_REUSEPORT socket on every listen address (main thread, before start).
+  Result<void> bind(const std::vector<net::SocketAddr>& addrs);
+  void start();
+  void join();
+
+  // Thread-safe: runs fn on the worker's loop thread.
+  void post(std::function<void()> fn);
+  void postConfig(config::ConfigPtr cfg, std::shared_ptr<accesslog::AccessLog> log);
+  // Stop accepting, close idle connections, let in-flight exchanges finish; the loop ends when
+  // the last connection is gone or the deadline passes.
+  void postShutdown(std::chrono::milliseconds deadline);
+
+  // ---- loop-thread API for connections ----
+  event_base* base() const { return base_.get(); }
+  const config::ConfigPtr& config() const { return cfg_; }
+  accesslog::AccessLog* accessLog() const { return log_.get(); }
+  Resolver& resolver() { return *resolver_; }
+  UpstreamPool& pool() { return pool_; }
+  Metrics& metrics() { return metrics_; }
+  const SharedFacts& facts() const { return *facts_; }
+  bool draining() const { return draining_; }
+  unsigned id() const { return id_; }
+  ClientConn* findConn(uint64_t connId) const;
+  // Deferred delete: the connection is freed on the loop's next turn, never inside its callback.
+  void release(ClientConn* conn);
+  std::string newRefId();
+  // The destination is this proxy's own listener (a forwarding loop).
+  bool isSelf(const net::SocketAddr& dest) const;
+  bool isAdmin(const net::SocketAddr& dest) const;
+
+ private:
+  static void onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* arg);
+  static void onAcceptError(evconnlistener*, void* arg);
+  static void onPosted(evutil_socket_t, short, void* arg);
+  static void onReap(evutil_socket_t, short, void* arg);
+  static void onDeadline(evutil_socket_t, short, void* arg);
+  void accept(evutil_socket_t fd, sockaddr* sa, int len);
+  void beginShutdown(std::chrono::milliseconds deadline);
+  void maybeFinishShutdown();
+  void applyConfig();
+
+  unsigned id_;
+  EventBasePtr base_;
+  config::ConfigPtr cfg_;
+  std::shared_ptr<accesslog::AccessLog> log_;
+  std::shared_ptr<const SharedFacts> facts_;
+  std::unique_ptr<Resolver> resolver_;
+  UpstreamPool pool_;
+  Metrics metrics_;
+  std::vector<ListenerPtr> listeners_;
+  std::unordered_map<uint64_t, ClientConn*> conns_;
+  std::vector<ClientConn*> reap_;
+  EventPtr reapEv_, postEv_, deadlineEv_;
+  std::mutex postMu_;
+  std::vector<std::function<void()>> posted_;
+  std::thread thread_;
+  uint64_t nextConnId_ = 1;
+  bool draining_ = false;
+  std::mt19937_64 rng_;
+  friend class ClientConn;
+};
+
+}  // namespace sekisho::server
