@@ -12,6 +12,7 @@
 #include "proxy/base/log.h"
 #include "proxy/http1/parser.h"
 #include "proxy/pac/pac.h"
+#include "proxy/server/splice_tunnel.h"
 #include "proxy/server/worker.h"
 
 namespace sekisho::server {
@@ -78,6 +79,7 @@ struct ClientConn::Exchange {
   const char* squidCode = "TCP_MISS";
   std::string contentType;
   uint64_t tunnelToClient = 0;
+  std::unique_ptr<SpliceTunnel> splice;  // set once the tunnel runs on splice(2)
   bool logged = false;
 };
 
@@ -139,6 +141,7 @@ void ClientConn::close() {
   if (state_ == ConnState::Closed) return;
   if (ex_ && !ex_->logged) logExchange();
   setState(ConnState::Closed);
+  if (ex_) ex_->splice.reset();  // its events watch the sockets freed below
   evtimer_del(timer_.get());
   freeUpstream();
   bufferevent_setcb(client_.get(), nullptr, nullptr, nullptr, nullptr);
@@ -452,6 +455,7 @@ void ClientConn::onUpstreamDrained() noexcept {
     }
     if (clientEof_ && evbuffer_get_length(bufferevent_get_output(ex_->up.get())) == 0)
       shutdown(bufferevent_getfd(ex_->up.get()), SHUT_WR);
+    trySplice();
   }
 }
 
@@ -584,7 +588,8 @@ void ClientConn::onClientDrained() noexcept {
         bufferevent_enable(ex_->up.get(), EV_READ);
       }
       if (upEof_ && evbuffer_get_length(out) == 0) shutdown(bufferevent_getfd(client_.get()), SHUT_WR);
-      if (upEof_ && clientEof_ && evbuffer_get_length(out) == 0) close();
+      if (upEof_ && clientEof_ && evbuffer_get_length(out) == 0) return close();
+      trySplice();
       break;
     case ConnState::Drain:
       if (evbuffer_get_length(out) == 0) {
@@ -691,6 +696,29 @@ void ClientConn::startTunnel() {
   // Bytes the client sent right after its CONNECT (a ClientHello, say) are already buffered.
   if (evbuffer_get_length(bufferevent_get_input(client_.get())))
     tunnelRelay(client_.get(), ex_->up.get(), clientPaused_);
+}
+
+// Once every buffer of the tunnel is empty (our 200 is out, early client bytes forwarded), the
+// sockets are handed to splice(2) and the bufferevents go quiet.
+void ClientConn::trySplice() {
+  if (state_ != ConnState::Tunnel || !ex_ || ex_->splice || clientEof_ || upEof_) return;
+  bufferevent* c = client_.get();
+  bufferevent* u = ex_->up.get();
+  if (evbuffer_get_length(bufferevent_get_input(c)) || evbuffer_get_length(bufferevent_get_output(c)) ||
+      evbuffer_get_length(bufferevent_get_input(u)) || evbuffer_get_length(bufferevent_get_output(u)))
+    return;
+  ex_->splice = SpliceTunnel::create(w_.base(), bufferevent_getfd(c), bufferevent_getfd(u),
+                                     w_.config()->limits.bufferBytes, &ClientConn::onSpliceProgress, this);
+  if (!ex_->splice) return;  // no pipes (descriptor limit): keep relaying through the buffers
+  bufferevent_disable(c, EV_READ | EV_WRITE);
+  bufferevent_disable(u, EV_READ | EV_WRITE);
+  clientPaused_ = upPaused_ = Paused::No;
+}
+
+void ClientConn::onSpliceProgress(void* ctx, SpliceTunnel::Outcome outcome) {
+  auto* self = static_cast<ClientConn*>(ctx);
+  self->touch();
+  if (outcome != SpliceTunnel::Outcome::Open) self->close();
 }
 
 void ClientConn::tunnelRelay(bufferevent* from, bufferevent* to, Paused& fromPaused) {
@@ -861,8 +889,8 @@ void ClientConn::logExchange() {
   auto& m = w_.metrics();
   int cls = ex_->status / 100;
   m.byStatusClass[size_t(cls >= 1 && cls <= 5 ? cls : 0)].fetch_add(1, std::memory_order_relaxed);
-  uint64_t toClient = ex_->headBytesToClient + ex_->respPump.moved() +
-                      ex_->tunnelToClient;
+  uint64_t toClient = ex_->headBytesToClient + ex_->respPump.moved() + ex_->tunnelToClient +
+                      (ex_->splice ? ex_->splice->toClient() : 0);
   m.bytesToClients.fetch_add(toClient, std::memory_order_relaxed);
   accesslog::AccessLog* log = w_.accessLog();
   if (!log || !log->enabled()) return;

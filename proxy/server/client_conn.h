@@ -26,6 +26,7 @@
 #include "proxy/net/address.h"
 #include "proxy/server/body_pump.h"
 #include "proxy/server/metrics.h"
+#include "proxy/server/splice_tunnel.h"
 
 namespace sekisho::server {
 
@@ -87,6 +88,8 @@ class ClientConn {
   void respondError(int status, Reason reason, std::string_view detail);
   void tunnelRelay(bufferevent* from, bufferevent* to, Paused& fromPaused);
   void tunnelEnded(bool fromClient);
+  void trySplice();
+  static void onSpliceProgress(void* ctx, SpliceTunnel::Outcome outcome);
   void enterReadHead();
   void enterDrain();
   void close();
