@@ -329,6 +329,12 @@ void ClientConn::onResolved(Result<std::vector<net::SocketAddr>> answer) {
       ex_->squidCode = "TCP_DENIED";
       return respondError(508, Reason::LoopDetected, ex_->req.host + " resolves to this proxy (" + a.toString() + ")");
     }
+    // The proxy host's own loopback services are not a destination for other machines: a
+    // remote client could otherwise reach what is bound to 127.0.0.1 here (Squid's to_localhost).
+    if ((a.isLoopback() || a.isAny()) && !peer_.isLoopback()) {
+      ex_->squidCode = "TCP_DENIED";
+      return respondError(403, Reason::DestinationNotAllowed, ex_->req.host + " is this proxy's own loopback address");
+    }
     if (w_.isAdmin(a)) {
       ex_->squidCode = "TCP_DENIED";
       return respondError(403, Reason::DestinationNotAllowed, "the proxy's admin listener is not a destination");
