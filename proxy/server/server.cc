@@ -234,15 +234,22 @@ int run(config::ConfigPtr cfg, const RunOptions& opts) {
   sigemptyset(&set);
   for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGUSR1}) sigaddset(&set, sig);
   pthread_sigmask(SIG_BLOCK, &set, &old);
+  // The first worker binds what the config says; the others bind the same ports (so a port 0
+  // in the config means one kernel-chosen port shared by every worker).
+  std::vector<net::SocketAddr> bindTo = cfg->listen;
   for (unsigned i = 0; i < cfg->workers; ++i) {
     auto w = std::make_unique<Worker>(i, cfg, s.accessLog, facts);
-    if (auto r = w->bind(cfg->listen); !r) {
+    auto r = w->bind(bindTo);
+    if (!r) {
       SLOG_ERROR("%s", r.error().detail.c_str());
       pthread_sigmask(SIG_SETMASK, &old, nullptr);
       return 1;
     }
+    bindTo = *r;
     s.workers.push_back(std::move(w));
   }
+  facts->listeners = bindTo;
+  for (auto& w : s.workers) w->setFacts(facts);
   for (auto& w : s.workers) w->start();
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 
@@ -265,7 +272,7 @@ int run(config::ConfigPtr cfg, const RunOptions& opts) {
     }
   }
   std::string where;
-  for (const auto& l : cfg->listen) where += (where.empty() ? "" : ", ") + l.toString();
+  for (const auto& l : bindTo) where += (where.empty() ? "" : ", ") + l.toString();
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   SLOG_INFO("sekisho %s listening on %s with %u workers (config: %s; admin: %s; started in %.1f ms)", SEKISHO_VERSION,
             where.c_str(), cfg->workers, opts.configPath.empty() ? "built-in defaults" : opts.configPath.c_str(),

@@ -47,7 +47,8 @@ void Worker::applyConfig() {
   pool_.setLimits(cfg_->limits.maxIdleUpstream, cfg_->limits.maxIdleUpstreamPerHost, cfg_->timeouts.upstreamIdle);
 }
 
-Result<void> Worker::bind(const std::vector<net::SocketAddr>& addrs) {
+Result<std::vector<net::SocketAddr>> Worker::bind(const std::vector<net::SocketAddr>& addrs) {
+  std::vector<net::SocketAddr> bound;
   for (const auto& a : addrs) {
     evutil_socket_t fd = socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return fail(ErrKind::Io, Side::Internal, std::string("socket: ") + strerror(errno));
@@ -69,8 +70,12 @@ Result<void> Worker::bind(const std::vector<net::SocketAddr>& addrs) {
     }
     evconnlistener_set_error_cb(l, &Worker::onAcceptError);
     listeners_.emplace_back(l);
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    bound.push_back(net::SocketAddr::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len).value_or(a));
   }
-  return {};
+  return bound;
 }
 
 void Worker::start() {

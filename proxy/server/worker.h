@@ -42,8 +42,10 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Binds this worker's own SO_REUSEPORT socket on every listen address (main thread, before start).
-  Result<void> bind(const std::vector<net::SocketAddr>& addrs);
+  // Binds this worker's own SO_REUSEPORT socket on every listen address (main thread, before
+  // start). Returns the bound addresses (a port 0 in `addrs` becomes the port the kernel chose).
+  Result<std::vector<net::SocketAddr>> bind(const std::vector<net::SocketAddr>& addrs);
+  void setFacts(std::shared_ptr<const SharedFacts> facts) { facts_ = std::move(facts); }
   void start();
   void join();
 
