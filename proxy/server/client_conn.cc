@@ -52,6 +52,21 @@ Reason reasonForParse(ErrKind k) {
 }
 
 void addStr(evbuffer* b, std::string_view s) { evbuffer_add(b, s.data(), s.size()); }
+
+// Writes what a bufferevent's output holds right away, while its write event is off, and turns
+// the event on only for what the socket would not take. Most responses leave in one writev with
+// no epoll change at all (libevent would add and remove EPOLLOUT for each of them).
+void kick(bufferevent* bev) {
+  evbuffer* out = bufferevent_get_output(bev);
+  if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE)) return;
+  evbuffer_write(out, bufferevent_getfd(bev));  // errors surface through the write event below
+  if (evbuffer_get_length(out) > 0) bufferevent_enable(bev, EV_WRITE);
+}
+
+// Called from a write callback: the output has drained, so the event goes off again.
+void quietIfEmpty(bufferevent* bev) {
+  if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) bufferevent_disable(bev, EV_WRITE);
+}
 }  // namespace
 
 struct ClientConn::Exchange {
@@ -98,7 +113,7 @@ void ClientConn::start() {
   bufferevent_setcb(client_.get(), &clientReadCb, &clientWriteCb, &clientEventCb, this);
   // Read no further ahead than one buffer: a pipelining or flooding client waits in the kernel.
   tuneBev(client_.get(), cfg.limits.bufferBytes);
-  bufferevent_enable(client_.get(), EV_READ | EV_WRITE);
+  bufferevent_enable(client_.get(), EV_READ);  // EV_WRITE only while output waits (kick)
   touch();
   enterReadHead();
 }
@@ -279,7 +294,8 @@ void ClientConn::handleRequest(http::RequestHead head) {
   ex_->startEpoch = double(ex_->startMs) / 1000.0;
   auto& req = ex_->req;
   w_.metrics().requests.fetch_add(1, std::memory_order_relaxed);
-  bufferevent_disable(client_.get(), EV_READ);  // until upstream is ready for the body
+  // Client reads stay enabled (no epoll change per request): until the upstream is ready, the
+  // read callback leaves bytes in the input, which the read watermark bounds.
   if (!req.keepAlive || w_.draining()) closeAfter_ = true;
 
   // Decide before connecting: nothing reaches an origin that policy refuses.
@@ -373,7 +389,8 @@ void ClientConn::onUpstreamConnected() {
   evutil_socket_t fd = bufferevent_getfd(ex_->up.get());
   if (!ex_->upReused) setNoDelay(fd);
   tuneBev(ex_->up.get(), cfg.limits.bufferBytes);
-  bufferevent_enable(ex_->up.get(), EV_READ | EV_WRITE);
+  bufferevent_enable(ex_->up.get(), EV_READ);
+  bufferevent_disable(ex_->up.get(), EV_WRITE);  // a pooled one may still have it on
   if (ex_->req.method == "CONNECT")
     startTunnel();
   else
@@ -421,7 +438,9 @@ void ClientConn::startRelay() {
   touch();
   if (!ex_->reqDone) {
     bufferevent_enable(client_.get(), EV_READ);
-    pumpRequestBody();
+    pumpRequestBody();  // kicks
+  } else {
+    kick(ex_->up.get());
   }
 }
 
@@ -437,6 +456,7 @@ void ClientConn::pumpRequestBody() {
     if (!ex_->respHeadSent) return respondError(400, Reason::BadRequest, ex_->reqPump.error());
     return abortExchange(Reason::BadRequest, ex_->reqPump.error());
   }
+  kick(ex_->up.get());
   if (st == PumpStatus::Done) {
     ex_->reqDone = true;
     // The rest of the input belongs to the next request: leave it until this one is answered.
@@ -450,6 +470,7 @@ void ClientConn::pumpRequestBody() {
 
 void ClientConn::onUpstreamDrained() noexcept {
   touch();
+  if (ex_ && ex_->up) quietIfEmpty(ex_->up.get());
   if (state_ == ConnState::Relay && clientPaused_ == Paused::OutFull) {
     clientPaused_ = Paused::No;
     bufferevent_enable(client_.get(), EV_READ);
@@ -501,6 +522,7 @@ void ClientConn::readResponse() {
       if (ex_->req.versionMinor == 1) {
         std::string line = "HTTP/1.1 " + std::to_string(parsed->status) + " " + std::string(parsed->reason) + "\r\n\r\n";
         addStr(bufferevent_get_output(client_.get()), line);
+        kick(client_.get());
       }
       continue;
     }
@@ -566,6 +588,7 @@ void ClientConn::pumpResponseBody(bool upstreamEnded) {
   evbuffer* in = bufferevent_get_input(ex_->up.get());
   evbuffer* out = bufferevent_get_output(client_.get());
   PumpStatus st = ex_->respPump.run(in, out, upstreamEnded);
+  kick(client_.get());
   if (st == PumpStatus::Error) return abortExchange(Reason::BadResponse, ex_->respPump.error());
   if (st == PumpStatus::Done) {
     ex_->respDone = true;
@@ -580,6 +603,7 @@ void ClientConn::pumpResponseBody(bool upstreamEnded) {
 void ClientConn::onClientDrained() noexcept {
   touch();
   evbuffer* out = bufferevent_get_output(client_.get());
+  if (state_ != ConnState::Closed) quietIfEmpty(client_.get());
   switch (state_) {
     case ConnState::Relay:
       if (upPaused_ == Paused::OutFull && ex_ && ex_->up) {
@@ -692,6 +716,7 @@ void ClientConn::startTunnel() {
   w_.metrics().tunnels.fetch_add(1, std::memory_order_relaxed);
   static constexpr std::string_view k200 = "HTTP/1.1 200 Connection established\r\n\r\n";
   addStr(bufferevent_get_output(client_.get()), k200);
+  kick(client_.get());
   ex_->status = 200;
   ex_->squidCode = "TCP_TUNNEL";
   ex_->respHeadSent = true;
@@ -702,6 +727,8 @@ void ClientConn::startTunnel() {
   // Bytes the client sent right after its CONNECT (a ClientHello, say) are already buffered.
   if (evbuffer_get_length(bufferevent_get_input(client_.get())))
     tunnelRelay(client_.get(), ex_->up.get(), clientPaused_);
+  else
+    trySplice();
 }
 
 // Once every buffer of the tunnel is empty (our 200 is out, early client bytes forwarded), the
@@ -736,10 +763,13 @@ void ClientConn::tunnelRelay(bufferevent* from, bufferevent* to, Paused& fromPau
   else
     ex_->tunnelToClient += n;
   evbuffer_add_buffer(out, in);
+  kick(to);
   if (evbuffer_get_length(out) >= w_.config()->limits.bufferBytes) {
     bufferevent_disable(from, EV_READ);
     fromPaused = Paused::OutFull;  // the peer's write callback resumes
+    return;
   }
+  trySplice();
 }
 
 // One side finished sending: pass the half-close on once its bytes are out (TCP half-close
@@ -783,6 +813,7 @@ void ClientConn::respondLocal(int status, std::string_view contentType, std::str
   evbuffer* out = bufferevent_get_output(client_.get());
   addStr(out, h);
   if (!head) addStr(out, body);
+  kick(client_.get());
   ex_->status = status;
   ex_->respHeadSent = true;
   ex_->headBytesToClient = h.size() + (head ? 0 : body.size());
@@ -830,6 +861,7 @@ void ClientConn::respondError(int status, Reason reason, std::string_view detail
   evbuffer* out = bufferevent_get_output(client_.get());
   addStr(out, h);
   if (ex_->req.method != "HEAD") addStr(out, body);
+  kick(client_.get());
   ex_->respHeadSent = true;
   ex_->headBytesToClient = h.size() + body.size();
   logExchange();
