@@ -29,6 +29,7 @@ Worker::Worker(unsigned id, config::ConfigPtr cfg, std::shared_ptr<accesslog::Ac
   reapEv_.reset(event_new(base_.get(), -1, 0, &Worker::onReap, this));
   postEv_.reset(event_new(base_.get(), -1, 0, &Worker::onPosted, this));
   deadlineEv_.reset(evtimer_new(base_.get(), &Worker::onDeadline, this));
+  resumeAcceptEv_.reset(evtimer_new(base_.get(), &Worker::onResumeAccept, this));
   applyConfig();
 }
 
@@ -157,8 +158,20 @@ void Worker::onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len
 void Worker::onAcceptError(evconnlistener*, void* arg) {
   auto* w = static_cast<Worker*>(arg);
   int err = EVUTIL_SOCKET_ERROR();
-  // EMFILE/ENFILE: out of descriptors. Log (rate-limited by the kernel's pace) and keep going.
-  SLOG_WARN("worker %u: accept failed: %s", w->id_, strerror(err));
+  // Out of descriptors (EMFILE/ENFILE) or memory: the listening socket stays readable, so
+  // accepting again at once would spin. Pause accepting briefly; connections wait in the
+  // backlog. One log line per pause, not one per attempt.
+  SLOG_WARN("worker %u: accept failed: %s; pausing accepts for 100 ms (%zu connections open)", w->id_, strerror(err),
+            w->conns_.size());
+  for (auto& l : w->listeners_) evconnlistener_disable(l.get());
+  timeval tv{0, 100 * 1000};
+  evtimer_add(w->resumeAcceptEv_.get(), &tv);
+}
+
+void Worker::onResumeAccept(evutil_socket_t, short, void* arg) {
+  auto* w = static_cast<Worker*>(arg);
+  if (w->draining_) return;
+  for (auto& l : w->listeners_) evconnlistener_enable(l.get());
 }
 
 void Worker::accept(evutil_socket_t fd, sockaddr* sa, int len) {

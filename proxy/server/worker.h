@@ -80,6 +80,7 @@ class Worker {
   static void onPosted(evutil_socket_t, short, void* arg);
   static void onReap(evutil_socket_t, short, void* arg);
   static void onDeadline(evutil_socket_t, short, void* arg);
+  static void onResumeAccept(evutil_socket_t, short, void* arg);
   void accept(evutil_socket_t fd, sockaddr* sa, int len);
   void beginShutdown(std::chrono::milliseconds deadline);
   void maybeFinishShutdown();
@@ -96,7 +97,7 @@ class Worker {
   std::vector<ListenerPtr> listeners_;
   std::unordered_map<uint64_t, ClientConn*> conns_;
   std::vector<ClientConn*> reap_;
-  EventPtr reapEv_, postEv_, deadlineEv_;
+  EventPtr reapEv_, postEv_, deadlineEv_, resumeAcceptEv_;
   std::mutex postMu_;
   std::vector<std::function<void()>> posted_;
   std::thread thread_;
