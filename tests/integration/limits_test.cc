@@ -1,0 +1,246 @@
+// Streaming, memory bounds, timeouts and many connections: what keeps one bad client or origin
+// from hurting everyone else.
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "tests/integration/harness.h"
+
+namespace sekisho::it {
+namespace {
+
+using testorigin::kPatternPeriod;
+using testorigin::matchesPattern;
+using testorigin::patternBlock;
+using testorigin::patternString;
+
+constexpr uint64_t kGiB = 1024ull * 1024 * 1024;
+constexpr uint64_t kSampleEvery = 32ull * 1024 * 1024;  // RSS sampled every 32 MiB moved
+constexpr long kMaxGrowthKiB = 16 * 1024 * kRssSlack;   // "< 16 MiB" (x4 under sanitizers)
+
+class ProxyLimits : public ProxyTest {
+ protected:
+  void startMeasured() {
+    startOrigin();
+    if (HasFatalFailure()) return;
+    ProxyConfig cfg = env_.proxyConfig();
+    cfg.env = boundedQuarantineEnv();
+    startProxy(cfg);
+  }
+
+  // Warms the proxy up (worker buffers, upstream pool) so the baseline is the steady state.
+  long warmBaseline() {
+    for (int i = 0; i < 3; ++i) {
+      Response r = viaProxy(getRequest(origin().url("/size/1048576")));
+      EXPECT_EQ(r.bodyBytes, 1048576u) << r.summary();
+    }
+    return proxy().rssKiB();
+  }
+};
+
+TEST_F(ProxyLimits, StreamsOneGibResponseWithBoundedMemory) {
+  ASSERT_NO_FATAL_FAILURE(startMeasured());
+  const long baseline = warmBaseline();
+  ASSERT_GT(baseline, 0);
+  long peak = baseline;
+  uint64_t offset = 0, nextSample = kSampleEvery;
+  bool intact = true;
+  ReadOptions o;
+  o.storeBody = false;
+  o.timeout = Millis(10000);
+  o.onBody = [&](std::string_view piece) {
+    if (intact && !matchesPattern(piece, offset)) intact = false;
+    offset += piece.size();
+    if (offset >= nextSample) {
+      peak = std::max(peak, proxy().rssKiB());
+      nextSample += kSampleEvery;
+    }
+  };
+  Client c(proxy().port());
+  Response r = c.roundTrip(getRequest(origin().url("/size/" + std::to_string(kGiB))), o);
+  const long after = proxy().rssKiB();
+  ASSERT_TRUE(r.complete) << r.summary();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.bodyBytes, kGiB);
+  EXPECT_TRUE(intact) << "body differs from the origin's pattern";
+  EXPECT_LT(peak - baseline, kMaxGrowthKiB) << "baseline " << baseline << " KiB, peak " << peak << " KiB";
+  EXPECT_LT(after - baseline, kMaxGrowthKiB) << "baseline " << baseline << " KiB, after " << after << " KiB";
+  std::cerr << "RSS KiB: baseline " << baseline << ", peak " << peak << ", after " << after << "\n";
+}
+
+TEST_F(ProxyLimits, StreamsOneGibChunkedUploadWithBoundedMemory) {
+  ASSERT_NO_FATAL_FAILURE(startMeasured());
+  const long baseline = warmBaseline();
+  ASSERT_GT(baseline, 0);
+  long peak = baseline;
+  Client c(proxy().port());
+  ASSERT_TRUE(c.send("POST " + origin().url("/upload") + " HTTP/1.1\r\nHost: " + origin().authority() +
+                     "\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  constexpr size_t kChunk = 64 * 1024;
+  const std::string block = patternBlock(kChunk);
+  std::string wire;
+  uint64_t sent = 0, nextSample = kSampleEvery;
+  bool sendOk = true;
+  while (sent < kGiB) {
+    wire = "10000\r\n";
+    wire.append(block, sent % kPatternPeriod, kChunk);
+    wire += "\r\n";
+    if (!c.send(wire, Millis(10000))) {
+      sendOk = false;
+      break;
+    }
+    sent += kChunk;
+    if (sent >= nextSample) {
+      peak = std::max(peak, proxy().rssKiB());
+      nextSample += kSampleEvery;
+    }
+  }
+  EXPECT_TRUE(sendOk) << "the proxy stopped reading after " << sent << " bytes";
+  if (sendOk) sendOk = c.send("0\r\n\r\n");
+  ReadOptions o;
+  o.timeout = Millis(10000);
+  Response r = c.read(o);
+  const long after = proxy().rssKiB();
+  ASSERT_TRUE(r.complete) << r.summary();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, std::to_string(kGiB));
+  EXPECT_EQ(r.header("X-Body-Pattern").value_or("<none>"), "ok");
+  EXPECT_LT(peak - baseline, kMaxGrowthKiB) << "baseline " << baseline << " KiB, peak " << peak << " KiB";
+  EXPECT_LT(after - baseline, kMaxGrowthKiB) << "baseline " << baseline << " KiB, after " << after << " KiB";
+  std::cerr << "RSS KiB: baseline " << baseline << ", peak " << peak << ", after " << after << "\n";
+}
+
+TEST_F(ProxyLimits, SlowReaderKeepsMemoryBoundedWhileOthersAreServed) {
+  ASSERT_NO_FATAL_FAILURE(startMeasured());
+  const long baseline = warmBaseline();
+  ASSERT_GT(baseline, 0);
+  constexpr uint64_t kBig = 200ull * 1024 * 1024;
+  // A small receive buffer so the kernel does not soak up what the proxy should hold back.
+  Client slow(proxy().port(), Millis(3000), 64 * 1024);
+  ASSERT_TRUE(slow.send(getRequest(origin().url("/size/" + std::to_string(kBig)))));
+  // While the slow client reads nothing, others must get prompt answers and memory stay flat.
+  long peak = baseline;
+  Millis worst{0};
+  auto until = Clock::now() + Millis(2500);
+  int served = 0;
+  while (Clock::now() < until) {
+    auto t0 = Clock::now();
+    Response r = viaProxy(getRequest(origin().url("/size/1000")));
+    worst = std::max(worst, std::chrono::duration_cast<Millis>(Clock::now() - t0));
+    EXPECT_EQ(r.status, 200) << r.summary();
+    EXPECT_EQ(r.body, patternString(1000));
+    ++served;
+    peak = std::max(peak, proxy().rssKiB());
+    std::this_thread::sleep_for(Millis(100));  // sampling pace, not a readiness wait
+  }
+  EXPECT_LT(worst, Millis(1000)) << "another client waited " << worst.count() << " ms";
+  EXPECT_LT(peak - baseline, kMaxGrowthKiB) << "baseline " << baseline << " KiB, peak " << peak << " KiB";
+  // The stalled stream is paused, not dropped: it resumes where it stopped.
+  ReadOptions o;
+  o.storeBody = false;
+  o.timeout = Millis(5000);
+  uint64_t offset = 0;
+  bool intact = true;
+  o.onBody = [&](std::string_view piece) {
+    if (intact && !matchesPattern(piece, offset)) intact = false;
+    offset += piece.size();
+  };
+  Response r = slow.read(o);
+  EXPECT_TRUE(r.complete) << r.summary();
+  EXPECT_EQ(r.bodyBytes, kBig);
+  EXPECT_TRUE(intact);
+  std::cerr << "RSS KiB: baseline " << baseline << ", peak " << peak << "; " << served
+            << " other requests, slowest " << worst.count() << " ms\n";
+}
+
+TEST_F(ProxyLimits, AnswersStalledRequestHeadWithinRequestHeaderTimeout) {
+  ASSERT_NO_FATAL_FAILURE(startBoth());
+  Client stalled(proxy().port());
+  auto t0 = Clock::now();
+  ASSERT_TRUE(stalled.send("GET " + origin().url("/size/10") + " HTTP/1.1\r\nHost: " + origin().authority() +
+                           "\r\nX-Half: "));
+  // Meanwhile another client is served at once.
+  auto t1 = Clock::now();
+  Response other = viaProxy(getRequest(origin().url("/size/10")));
+  EXPECT_EQ(other.status, 200) << other.summary();
+  EXPECT_LT(Clock::now() - t1, Millis(1000));
+  ReadOptions o;
+  o.timeout = Millis(5000);
+  Response r = stalled.read(o);
+  auto elapsed = std::chrono::duration_cast<Millis>(Clock::now() - t0);
+  EXPECT_TRUE(r.status == 408 || (r.status == 0 && r.closed)) << r.summary();
+  EXPECT_LE(elapsed, Millis(2000 + 1000)) << "request_header is 2 s";
+  EXPECT_EQ(origin().requestCount(), 1) << origin().requests();
+}
+
+TEST_F(ProxyLimits, ReturnsGatewayTimeoutWhenOriginHangs) {
+  ASSERT_NO_FATAL_FAILURE(startBoth());
+  auto t0 = Clock::now();
+  ReadOptions o;
+  o.timeout = Millis(6000);
+  Response r = viaProxy(getRequest(origin().url("/hang")), o);
+  auto elapsed = std::chrono::duration_cast<Millis>(Clock::now() - t0);
+  EXPECT_EQ(r.status, 504) << r.summary();
+  EXPECT_LE(elapsed, Millis(2000 + 1000)) << "first_byte is 2 s";
+}
+
+TEST_F(ProxyLimits, ReturnsBadGatewayWhenOriginResets) {
+  ASSERT_NO_FATAL_FAILURE(startBoth());
+  Response r = viaProxy(getRequest(origin().url("/reset")));
+  EXPECT_EQ(r.status, 502) << r.summary();
+}
+
+TEST_F(ProxyLimits, ReturnsBadGatewayForUnresolvableHost) {
+  ASSERT_NO_FATAL_FAILURE(startBoth());
+  // Without a network the resolver may time out rather than say NXDOMAIN: 504 is then fair,
+  // but an answer must come.
+  auto t0 = Clock::now();
+  ReadOptions o;
+  o.timeout = Millis(16000);
+  Response r = viaProxy(getRequest("http://nonexistent.invalid/"), o);
+  auto elapsed = std::chrono::duration_cast<Millis>(Clock::now() - t0);
+  EXPECT_TRUE(r.status == 502 || r.status == 504) << r.summary();
+  EXPECT_LE(elapsed, Millis(15000));
+  if (r.status == 502) {
+    EXPECT_TRUE(proxy().waitLogLineWith("nonexistent.invalid", "reason=dns_failed"))
+        << "no reason=dns_failed line";
+  }
+}
+
+TEST_F(ProxyLimits, ReturnsBadGatewayWhenConnectRefused) {
+  ASSERT_NO_FATAL_FAILURE(startBoth());
+  uint16_t closed = pickFreePort();
+  std::string url = "http://127.0.0.1:" + std::to_string(closed) + "/";
+  Response r = viaProxy(getRequest(url));
+  EXPECT_EQ(r.status, 502) << r.summary();
+  EXPECT_TRUE(proxy().waitLogLineWith(url, "reason=connect_failed")) << "no reason=connect_failed line";
+}
+
+TEST_F(ProxyLimits, KeepsServingWithTwoThousandIdleConnections) {
+  ASSERT_NO_FATAL_FAILURE(startOrigin());
+  ProxyConfig cfg = env_.proxyConfig();
+  // Idle, not slow: the connections must outlive the test, so no head timeout may fire.
+  cfg.timeouts = {{"request_header", "60s"}, {"client_idle", "60s"}, {"first_byte", "2s"}};
+  ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
+  constexpr size_t kIdle = 2000;
+  std::vector<Client> idle;
+  idle.reserve(kIdle);
+  for (size_t i = 0; i < kIdle; ++i) {
+    idle.emplace_back(proxy().port());
+    ASSERT_TRUE(idle.back().connected()) << "connection " << i << ": " << std::strerror(errno);
+  }
+  ASSERT_TRUE(proxy().child().running()) << describeStatus(proxy().child().waitStatus());
+  auto t0 = Clock::now();
+  Response r = viaProxy(getRequest(origin().url("/size/10")));
+  auto elapsed = std::chrono::duration_cast<Millis>(Clock::now() - t0);
+  EXPECT_EQ(r.status, 200) << r.summary();
+  EXPECT_LT(elapsed, Millis(1000));
+  size_t open = 0;
+  for (auto& c : idle) open += c.isOpen() ? 1 : 0;
+  EXPECT_EQ(open, kIdle) << "idle connections were closed";
+  EXPECT_TRUE(proxy().child().running());
+}
+
+}  // namespace
+}  // namespace sekisho::it
