@@ -224,7 +224,8 @@ void ClientConn::readHead() {
   if (end == 0) {
     headScanned_ = n;
     size_t lineEnd = data.find('\n');
-    if ((lineEnd == std::string_view::npos && n > cfg.limits.maxRequestLine) || lineEnd > cfg.limits.maxRequestLine) {
+    bool lineTooLong = lineEnd == std::string_view::npos ? n > cfg.limits.maxRequestLine : lineEnd > cfg.limits.maxRequestLine;
+    if (lineTooLong) {
       firstRequest_ = false;
       ex_ = std::make_unique<Exchange>();
       ex_->startEpoch = double(nowMs()) / 1000.0;

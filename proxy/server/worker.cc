@@ -51,6 +51,20 @@ void Worker::applyConfig() {
 Result<std::vector<net::SocketAddr>> Worker::bind(const std::vector<net::SocketAddr>& addrs) {
   std::vector<net::SocketAddr> bound;
   for (const auto& a : addrs) {
+    // SO_REUSEPORT would let us share a port another process already listens on (another
+    // sekisho, say), silently splitting its traffic. The first worker probes without it.
+    if (id_ == 0 && a.port() != 0) {
+      int probe = socket(a.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+      int one = 1;
+      setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      if (a.family() == AF_INET6) setsockopt(probe, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+      int r = ::bind(probe, a.sa(), a.len);
+      int e = errno;
+      ::close(probe);
+      if (r != 0)
+        return fail(ErrKind::Io, Side::Internal, "cannot listen on " + a.toString() + ": " + strerror(e) +
+                                                     (e == EADDRINUSE ? " (is another proxy running?)" : ""));
+    }
     evutil_socket_t fd = socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return fail(ErrKind::Io, Side::Internal, std::string("socket: ") + strerror(errno));
     int one = 1;
