@@ -165,5 +165,17 @@ TEST_F(ProxySignals, VersionFlagPrintsVersion) {
   EXPECT_TRUE(found) << r.out << r.err;
 }
 
+TEST_F(ProxySignals, SecondInstanceOnTheSamePortRefusesToStart) {
+  ASSERT_NO_FATAL_FAILURE(startBoth());
+  // SO_REUSEPORT would let a second process share the port and take half the connections.
+  std::string file = env_.path("second.yaml");
+  ASSERT_TRUE(writeFileAtomic(file, env_.renderConfig(env_.proxyConfig(), proxy().port())));
+  RunResult r = runToCompletion("second", {sekishoBin(), "--config", file}, env_.dir(), Millis(10000));
+  ASSERT_TRUE(r.status) << "the second instance kept running";
+  EXPECT_TRUE(WIFEXITED(*r.status) && WEXITSTATUS(*r.status) != 0) << describeStatus(r.status);
+  EXPECT_NE(r.err.find("Address already in use"), std::string::npos) << r.err;
+  expectStillServing();
+}
+
 }  // namespace
 }  // namespace sekisho::it
