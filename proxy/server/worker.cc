@@ -34,13 +34,19 @@ Worker::Worker(unsigned id, config::ConfigPtr cfg, std::shared_ptr<accesslog::Ac
 }
 
 Worker::~Worker() {
+  closeAll();
+  resolver_.reset();
+}
+
+// Frees every connection, pooled upstream and listener. Called on the loop thread when the loop
+// has ended, and again (finding nothing) from the destructor.
+void Worker::closeAll() {
   for (auto& [id, c] : conns_) delete c;
   conns_.clear();
   for (auto* c : reap_) delete c;
   reap_.clear();
   pool_.clear();
   listeners_.clear();
-  resolver_.reset();
 }
 
 void Worker::applyConfig() {
@@ -96,13 +102,7 @@ Result<std::vector<net::SocketAddr>> Worker::bind(const std::vector<net::SocketA
 void Worker::start() {
   thread_ = std::thread([this] {
     event_base_dispatch(base_.get());
-    // Whatever is left after the loop ends (shutdown deadline) is closed here, on this thread.
-    for (auto& [id, c] : conns_) delete c;
-    conns_.clear();
-    for (auto* c : reap_) delete c;
-    reap_.clear();
-    pool_.clear();
-    listeners_.clear();
+    closeAll();  // whatever the shutdown deadline left open, closed on this thread
   });
 }
 

@@ -85,6 +85,7 @@ class Worker {
   void beginShutdown(std::chrono::milliseconds deadline);
   void maybeFinishShutdown();
   void applyConfig();
+  void closeAll();
 
   unsigned id_;
   EventBasePtr base_;
