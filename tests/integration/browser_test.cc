@@ -1,0 +1,72 @@
+// The pages the proxy writes itself, as a real browser shows them: headless Chromium (Debian's
+// chromium package) configured to use the proxy, with loopback forced through it.
+#include <sys/stat.h>
+
+
+#include "tests/integration/harness.h"
+
+namespace sekisho::it {
+namespace {
+
+const char* chromiumPath() {
+  for (const char* p : {"/usr/bin/chromium", "/usr/bin/chromium-browser"}) {
+    struct stat st;
+    if (stat(p, &st) == 0) return p;
+  }
+  return nullptr;
+}
+
+// The first "XXXXX-XXXXX" reference id (Crockford base32) in `text`, or "".
+std::string findRefId(const std::string& text) {
+  auto ok = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'); };
+  for (size_t i = 0; i + 11 <= text.size(); ++i) {
+    bool match = text[i + 5] == '-';
+    for (size_t k = 0; k < 11 && match; ++k) match = k == 5 || ok(text[i + k]);
+    if (match) return text.substr(i, 11);
+  }
+  return "";
+}
+
+class ProxyBrowser : public ProxyTest {
+ protected:
+  // Loads `url` through the proxy and returns the DOM Chromium rendered.
+  RunResult load(const std::string& url, const std::string& lang) {
+    std::string profile = env_.path("chromium-" + std::to_string(++runs_));
+    return runToCompletion("chromium", {chromiumPath(), "--headless", "--no-sandbox", "--disable-gpu",
+                                        "--no-first-run", "--disable-background-networking",
+                                        "--disable-component-update", "--disable-sync", "--disable-quic",
+                                        "--user-data-dir=" + profile, "--lang=" + lang, "--accept-lang=" + lang,
+                                        "--proxy-server=http://" + proxy().authority(),
+                                        "--proxy-bypass-list=<-loopback>", "--dump-dom", url},
+                           env_.dir(), Millis(60000));
+  }
+  int runs_ = 0;
+};
+
+TEST_F(ProxyBrowser, ShowsTheRefusalPageWithItsReferenceId) {
+  if (!chromiumPath()) GTEST_SKIP() << "chromium is not installed (scripts/install-deps.sh --test installs it)";
+  ASSERT_NO_FATAL_FAILURE(startBoth());
+  RunResult r = load("http://127.0.0.1:81/mail?<b>x</b>", "en-US");
+  ASSERT_TRUE(r.status) << "chromium did not finish";
+  // Port 81 is outside the test http_ports (and, unlike 25, not on the browser's own unsafe-port
+  // list). The page is what the user sees instead of a browser error: status, plain words, reference id.
+  EXPECT_NE(r.out.find("403"), std::string::npos) << r.out.substr(0, 2000) << r.err.substr(0, 2000);
+  std::string ref = findRefId(r.out);
+  ASSERT_FALSE(ref.empty()) << r.out.substr(0, 2000);
+  // The same reference id is in the access log, so an admin can find it from a screenshot.
+  auto line = proxy().waitLogLineWith(ref, "reason=port_not_allowed");
+  EXPECT_TRUE(line) << "no access-log line with ref " << ref;
+  // The URL is shown as text, never as markup.
+  EXPECT_EQ(r.out.find("<b>x</b>"), std::string::npos);
+}
+
+TEST_F(ProxyBrowser, SpeaksJapaneseToAJapaneseBrowser) {
+  if (!chromiumPath()) GTEST_SKIP() << "chromium is not installed (scripts/install-deps.sh --test installs it)";
+  ASSERT_NO_FATAL_FAILURE(startBoth());
+  RunResult r = load("http://127.0.0.1:81/", "ja");
+  ASSERT_TRUE(r.status) << "chromium did not finish";
+  EXPECT_NE(r.out.find("lang=\"ja\""), std::string::npos) << r.out.substr(0, 2000) << r.err.substr(0, 2000);
+}
+
+}  // namespace
+}  // namespace sekisho::it
