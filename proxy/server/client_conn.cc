@@ -98,9 +98,8 @@ struct ClientConn::Exchange {
   bool logged = false;
 };
 
-ClientConn::ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer,
-                       const net::SocketAddr& local, bool allowed)
-    : w_(worker), id_(id), peer_(peer), local_(local), allowed_(allowed) {
+ClientConn::ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer, bool allowed)
+    : w_(worker), id_(id), peer_(peer), allowed_(allowed) {
   setNoDelay(fd);
   client_.reset(bufferevent_socket_new(w_.base(), fd, BEV_OPT_CLOSE_ON_FREE));
   timer_.reset(evtimer_new(w_.base(), &ClientConn::timerCb, this));
@@ -259,11 +258,21 @@ void ClientConn::readHead() {
   handleRequest(std::move(*parsed));
 }
 
+const net::SocketAddr& ClientConn::localAddr() const {
+  if (local_.len == 0) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getsockname(bufferevent_getfd(client_.get()), reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+      local_ = net::SocketAddr::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len).value_or(net::SocketAddr{});
+  }
+  return local_;
+}
+
 bool ClientConn::targetsSelf(const http::RequestHead& req) const {
   if (req.form == http::TargetForm::Origin || req.form == http::TargetForm::Asterisk) return true;
   if (req.form != http::TargetForm::Absolute) return false;
-  if (req.port == local_.port()) {
-    if (auto ip = net::parseIp(req.host); ip && ip->sameIp(local_)) return true;
+  if (req.port == localAddr().port()) {
+    if (auto ip = net::parseIp(req.host); ip && ip->sameIp(localAddr())) return true;
     if (req.host == w_.config()->visibleHostname) return true;
   }
   return false;
@@ -624,6 +633,7 @@ void ClientConn::onClientDrained() noexcept {
       break;
     case ConnState::Drain:
       if (evbuffer_get_length(out) == 0) {
+        if (!linger_) return close();  // the request was read whole: nothing can turn into a reset
         // Our answer is out: shut the write side and read briefly so the client's unread request
         // bytes do not turn into a reset that destroys the answer before it is read.
         shutdown(bufferevent_getfd(client_.get()), SHUT_WR);
@@ -646,7 +656,7 @@ void ClientConn::finishExchange() {
   } else {
     freeUpstream();
   }
-  if (!ex_->reqDone) closeAfter_ = true;
+  if (!ex_->reqDone) closeAfter_ = linger_ = true;
   enterReadHead();
 }
 
@@ -794,9 +804,9 @@ void ClientConn::serveSelf() {
   std::string_view path = req.form == http::TargetForm::Absolute ? req.path : req.target;
   path = path.substr(0, path.find('?'));
   bool get = req.method == "GET" || req.method == "HEAD";
-  if (req.body != BodyKind::None) closeAfter_ = true;  // we do not read bodies sent to our pages
+  if (req.body != BodyKind::None) closeAfter_ = linger_ = true;  // we do not read bodies sent to our pages
   if (get && (path == "/proxy.pac" || path == "/wpad.dat")) {
-    std::string body = pac::render(cfg, local_.toString());
+    std::string body = pac::render(cfg, localAddr().toString());
     return respondLocal(200, "application/x-ns-proxy-autoconfig", body, !closeAfter_);
   }
   if (get && path == "/healthz") return respondLocal(200, "text/plain; charset=utf-8", "ok\n", !closeAfter_);
@@ -867,6 +877,7 @@ void ClientConn::respondError(int status, Reason reason, std::string_view detail
   ex_->headBytesToClient = h.size() + body.size();
   logExchange();
   closeAfter_ = true;
+  linger_ = true;
   if (reason == Reason::ClientNotAllowed || reason == Reason::LoopDetected || reason >= Reason::BadRequest)
     SLOG_DEBUG("refused %s: %s %s (%.*s) ref=%s", client.c_str(), reasonName(reason), url.c_str(), int(detail.size()),
                detail.data(), ex_->refId.c_str());
@@ -875,6 +886,7 @@ void ClientConn::respondError(int status, Reason reason, std::string_view detail
 
 void ClientConn::enterDrain() {
   setState(ConnState::Drain);
+  if (evbuffer_get_length(bufferevent_get_input(client_.get())) > 0) linger_ = true;  // pipelined bytes
   freeUpstream();
   bufferevent_disable(client_.get(), EV_READ);
   armTimer(kDrainTimeout);

@@ -39,8 +39,7 @@ enum class Paused : uint8_t { No, OutFull };
 
 class ClientConn {
  public:
-  ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer,
-             const net::SocketAddr& local, bool allowed);
+  ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer, bool allowed);
   ~ClientConn();
   ClientConn(const ClientConn&) = delete;
   ClientConn& operator=(const ClientConn&) = delete;
@@ -99,13 +98,15 @@ class ClientConn {
   void armTimer(std::chrono::milliseconds ms);
   void touch();
   bool targetsSelf(const http::RequestHead& req) const;
+  const net::SocketAddr& localAddr() const;
   bool viaLoop(const http::RequestHead& req) const;
   void freeUpstream();
   uint64_t nowMs() const;
 
   Worker& w_;
   uint64_t id_;
-  net::SocketAddr peer_, local_;
+  net::SocketAddr peer_;
+  mutable net::SocketAddr local_;  // our end of the connection; read on first use (localAddr)
   BevPtr client_;
   EventPtr timer_;
   std::unique_ptr<Exchange> ex_;
@@ -116,6 +117,7 @@ class ClientConn {
   bool headStarted_ = false;   // a byte of the current request head has arrived
   bool firstRequest_ = true;
   bool closeAfter_ = false;    // no further requests on this connection
+  bool linger_ = false;        // Drain reads and discards before closing (client bytes may be unread)
   bool clientEof_ = false, upEof_ = false;  // tunnel half-closes
   size_t headScanned_ = 0;
   uint64_t lastActivityMs_ = 0;

@@ -195,13 +195,9 @@ void Worker::accept(evutil_socket_t fd, sockaddr* sa, int len) {
     evutil_closesocket(fd);
     return;
   }
-  sockaddr_storage ls{};
-  socklen_t llen = sizeof ls;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&ls), &llen);
-  auto local = net::SocketAddr::fromSockaddr(reinterpret_cast<sockaddr*>(&ls), llen);
   bool allowed = cfg_->allowClients.contains(*peer);
   uint64_t id = nextConnId_++;
-  auto* c = new ClientConn(*this, id, fd, *peer, local.value_or(net::SocketAddr{}), allowed);
+  auto* c = new ClientConn(*this, id, fd, *peer, allowed);
   conns_.emplace(id, c);
   metrics_.accepted.fetch_add(1, std::memory_order_relaxed);
   metrics_.active.fetch_add(1, std::memory_order_relaxed);
