@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ca/ca.h"
 #include "version.h"
 #include "proxy/config/config.h"
 #include "proxy/server/server.h"
@@ -22,6 +23,8 @@ void usage(FILE* f) {
   fprintf(f,
           "usage: sekisho [--config FILE]              run the proxy\n"
           "       sekisho check-config [--config] FILE validate a configuration file\n"
+          "       sekisho [--config FILE] ca init [--rsa 3072] [--name CN] [--permit-dns D]...\n"
+          "       sekisho [--config FILE] ca export [--der]   the CA certificate to stdout\n"
           "       sekisho --version\n"
           "\n"
           "With no --config, sekisho.yaml in the working directory is used if present;\n"
@@ -91,6 +94,39 @@ int main(int argc, char** argv) {
       return 2;
     }
     return checkConfig(configPath);
+  }
+  if (command == "ca") {
+    // `sekisho ca init [options]` / `sekisho ca export [--der]`: the same files the server uses.
+    config::ConfigPtr cfg;
+    if (!configGiven && fileExists("sekisho.yaml")) configPath = "sekisho.yaml";
+    if (configPath.empty()) {
+      cfg = config::defaults();
+    } else {
+      auto loaded = config::loadFile(configPath);
+      if (!loaded) {
+        fprintf(stderr, "%s\n", loaded.error().detail.c_str());
+        return 1;
+      }
+      cfg = *loaded;
+    }
+    std::string sub = rest.empty() ? "" : rest.front();
+    std::vector<std::string> subArgs(rest.empty() ? rest.end() : rest.begin() + 1, rest.end());
+    if (sub == "init") return ca::caInitCommand(cfg->ca.cert, cfg->ca.key, subArgs);
+    if (sub == "export") {
+      bool der = false;
+      for (const auto& a : subArgs) {
+        if (a == "--der") {
+          der = true;
+        } else {
+          fprintf(stderr, "sekisho: ca export: unknown option '%s' (expected --der)\n", a.c_str());
+          return 2;
+        }
+      }
+      return ca::caExportCommand(cfg->ca.cert, der);
+    }
+    fprintf(stderr, "usage: sekisho [--config FILE] ca init [--rsa 3072] [--name CN] [--org O] [--permit-dns DOMAIN]...\n"
+                    "       sekisho [--config FILE] ca export [--der]\n");
+    return 2;
   }
   if (!command.empty() && command != "run") {
     fprintf(stderr, "sekisho: unknown command '%s'\n", command.c_str());

@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "blockpage/ca_page.h"
 #include "blockpage/error_page.h"
 #include "version.h"
 #include "proxy/base/log.h"
@@ -810,6 +811,27 @@ void ClientConn::serveSelf() {
     return respondLocal(200, "application/x-ns-proxy-autoconfig", body, !closeAfter_);
   }
   if (get && path == "/healthz") return respondLocal(200, "text/plain; charset=utf-8", "ok\n", !closeAfter_);
+  if (get && w_.facts().ca && (path == "/ca" || path == "/ca/" || path == "/ca.crt" || path == "/ca.der")) {
+    const ca::Ca& authority = *w_.facts().ca;
+    if (path == "/ca.crt") return respondLocal(200, "application/x-x509-ca-cert", authority.certPem(), !closeAfter_);
+    if (path == "/ca.der") return respondLocal(200, "application/pkix-cert", authority.certDer(), !closeAfter_);
+    const http::Header* al = req.headers.find("accept-language");
+    char notAfter[32] = "";
+    time_t na = authority.notAfter();
+    tm t;
+    gmtime_r(&na, &t);
+    strftime(notAfter, sizeof notAfter, "%Y-%m-%d", &t);
+    char* subj = X509_NAME_oneline(X509_get_subject_name(authority.cert()), nullptr, 0);
+    blockpage::CaPageInfo info;
+    std::string subject = subj ? subj : "";
+    OPENSSL_free(subj);
+    info.subject = subject;
+    info.fingerprint = authority.fingerprint();
+    info.notAfter = notAfter;
+    info.proxyName = cfg.visibleHostname;
+    info.lang = blockpage::pickLanguage(al ? al->value : std::string_view());
+    return respondLocal(200, "text/html; charset=utf-8", blockpage::renderCaPage(info), !closeAfter_);
+  }
   respondError(404, Reason::NotFound, "this proxy has no page at " + std::string(path));
 }
 

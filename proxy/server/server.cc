@@ -228,6 +228,20 @@ int run(config::ConfigPtr cfg, const RunOptions& opts) {
   facts->localAddrs = localAddresses();
   facts->admin = cfg->admin.listen;
   facts->hosts = std::make_shared<const HostsMap>(loadHostsFile("/etc/hosts"));
+  if (cfg->tls.intercept) {
+    // The CA users install (/ca). Created on first start when neither file exists; a key that
+    // others can read, or a cert that does not match it, stops start-up.
+    ca::CaInitOptions opts;
+    opts.certPath = cfg->ca.cert;
+    opts.keyPath = cfg->ca.key;
+    auto loaded = ca::loadOrCreateCa(opts, cfg->ca.chain);
+    if (!loaded) {
+      SLOG_ERROR("ca: %s", loaded.error().detail.c_str());
+      return 1;
+    }
+    facts->ca = *loaded;
+    SLOG_INFO("ca: %s (SHA-256 %s); users install it from /ca", cfg->ca.cert.c_str(), facts->ca->fingerprint().c_str());
+  }
 
   // Workers block the control signals; only the main thread handles them.
   sigset_t set, old;

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ca/ca.h"
 #include "proxy/base/handles.h"
 #include "proxy/config/config.h"
 #include "proxy/log/access_log.h"
@@ -32,6 +33,7 @@ struct SharedFacts {
   std::vector<net::SocketAddr> localAddrs;   // this host's interface addresses
   std::optional<net::SocketAddr> admin;      // admin listener, if any
   std::shared_ptr<const HostsMap> hosts;     // /etc/hosts
+  std::shared_ptr<const ca::Ca> ca;          // the enterprise CA (null when tls.intercept is off)
 };
 
 class Worker {

@@ -1,6 +1,7 @@
 // Operating the process: reload (SIGHUP), graceful stop (SIGTERM), log rotation (SIGUSR1) and the
 // command-line subcommands.
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -175,6 +176,39 @@ TEST_F(ProxySignals, SecondInstanceOnTheSamePortRefusesToStart) {
   EXPECT_TRUE(WIFEXITED(*r.status) && WEXITSTATUS(*r.status) != 0) << describeStatus(r.status);
   EXPECT_NE(r.err.find("Address already in use"), std::string::npos) << r.err;
   expectStillServing();
+}
+
+TEST_F(ProxySignals, CreatesTheCaOnFirstStartAndServesItsPages) {
+  ASSERT_NO_FATAL_FAILURE(startBoth());
+  struct stat st;
+  ASSERT_EQ(stat(env_.path("ca.key").c_str(), &st), 0) << "no CA key next to the config";
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::string host = "Host: " + proxy().authority() + "\r\n\r\n";
+  Response pem = viaProxy("GET /ca.crt HTTP/1.1\r\n" + host);
+  ASSERT_EQ(pem.status, 200) << pem.summary();
+  EXPECT_EQ(pem.body.rfind("-----BEGIN CERTIFICATE-----", 0), 0u);
+  EXPECT_EQ(pem.body, readFile(env_.path("ca.crt")));
+  Response der = viaProxy("GET /ca.der HTTP/1.1\r\n" + host);
+  ASSERT_EQ(der.status, 200) << der.summary();
+  ASSERT_FALSE(der.body.empty());
+  EXPECT_EQ(uint8_t(der.body[0]), 0x30);  // a DER SEQUENCE
+  Response page = viaProxy("GET /ca HTTP/1.1\r\nAccept-Language: ja\r\n" + host);
+  ASSERT_EQ(page.status, 200) << page.summary();
+  EXPECT_NE(page.body.find("lang=\"ja\""), std::string::npos);
+  EXPECT_NE(page.body.find("/ca.der"), std::string::npos);
+}
+
+TEST_F(ProxySignals, RefusesToStartWithACaKeyOthersCanRead) {
+  ASSERT_NO_FATAL_FAILURE(startBoth());  // creates the CA
+  ASSERT_TRUE(proxy().child().signal(SIGTERM));
+  ASSERT_TRUE(proxy().child().waitExit(Millis(10000)));
+  ASSERT_EQ(chmod(env_.path("ca.key").c_str(), 0644), 0);
+  std::string file = env_.path("again.yaml");
+  ASSERT_TRUE(writeFileAtomic(file, env_.renderConfig(env_.proxyConfig(), pickFreePort())));
+  RunResult r = runToCompletion("again", {sekishoBin(), "--config", file}, env_.dir(), Millis(10000));
+  ASSERT_TRUE(r.status) << "the proxy started with a readable CA key";
+  EXPECT_TRUE(WIFEXITED(*r.status) && WEXITSTATUS(*r.status) != 0) << describeStatus(r.status);
+  EXPECT_NE(r.err.find("chmod 600"), std::string::npos) << r.err;
 }
 
 }  // namespace
