@@ -272,7 +272,9 @@ const net::SocketAddr& ClientConn::localAddr() const {
 bool ClientConn::targetsSelf(const http::RequestHead& req) const {
   if (req.form == http::TargetForm::Origin || req.form == http::TargetForm::Asterisk) return true;
   if (req.form != http::TargetForm::Absolute) return false;
-  if (req.port == localAddr().port()) {
+  bool ourPort = false;  // cheap check first: getsockname only when the port is one we listen on
+  for (const auto& l : w_.facts().listeners) ourPort |= l.port() == req.port;
+  if (ourPort && req.port == localAddr().port()) {
     if (auto ip = net::parseIp(req.host); ip && ip->sameIp(localAddr())) return true;
     if (req.host == w_.config()->visibleHostname) return true;
   }
