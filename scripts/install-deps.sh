@@ -16,7 +16,7 @@ usage() {
 build_pkgs=(
   build-essential cmake ninja-build pkg-config ca-certificates
   libevent-dev libssl-dev libnghttp2-dev libhiredis-dev libcurl4-openssl-dev libyaml-cpp-dev
-  libexpected-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libexpected-dev libgtest-dev libgmock-dev libbenchmark-dev libpsl-dev publicsuffix
 )
 test_pkgs=(
   clang libclang-rt-14-dev redis-server nginx-light curl python3 openssl nghttp2-client
@@ -26,7 +26,7 @@ test_pkgs=(
 # curl is for the image's HEALTHCHECK.
 runtime_pkgs=(
   libevent-2.1-7 libevent-core-2.1-7 libevent-extra-2.1-7 libevent-openssl-2.1-7 libevent-pthreads-2.1-7
-  libssl3 libnghttp2-14 libhiredis0.14 libcurl4 libyaml-cpp0.7 libstdc++6 ca-certificates curl
+  libssl3 libnghttp2-14 libhiredis0.14 libcurl4 libyaml-cpp0.7 libpsl5 publicsuffix libstdc++6 ca-certificates curl
 )
 
 purpose="build"
