@@ -63,6 +63,20 @@ constexpr ReasonText kReasons[] = {
       "アドレスに、このプロキシが中継しないポート番号が指定されています。",
       "アドレスに通常と異なるポート番号（:8080 のようにコロンの後ろの数字）が含まれていないか"
       "確認してください。業務で必要な場合は、ネットワーク管理者にご相談ください。"}},
+    {"reputation_block",
+     {"This site is blocked for your protection",
+      "The site is on a list of known threats that this network checks every request against: "
+      "the details below say which list, rule and category decided. Sites like this spread malware, "
+      "steal passwords, or are used to control infected computers.",
+      "If you are sure this site is legitimate and you need it for your work (a supplier's server, "
+      "say), contact your network administrator and quote the reference ID: they can review the "
+      "decision and allow the site for everyone."},
+     {"安全のためこのサイトはブロックされました",
+      "このサイトは、このネットワークがすべての通信を照合している既知の脅威リストに載っています。"
+      "どのリスト・ルール・カテゴリーで判定されたかは下の詳細に表示されています。このようなサイトは、"
+      "マルウェアの配布やパスワードの窃取、感染したコンピューターの遠隔操作に使われます。",
+      "業務に必要な正当なサイト（取引先のサーバーなど）であることが確かな場合は、参照 ID を添えて"
+      "ネットワーク管理者にご連絡ください。判定を見直し、全員に対して許可することができます。"}},
     {"destination_not_allowed",
      {"This destination is not allowed",
       "The site's address is on a network the proxy does not connect to, such as an internal or "

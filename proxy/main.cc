@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ca/ca.h"
+#include "reputation/cli.h"
 #include "version.h"
 #include "proxy/config/config.h"
 #include "proxy/server/server.h"
@@ -25,6 +26,8 @@ void usage(FILE* f) {
           "       sekisho check-config [--config] FILE validate a configuration file\n"
           "       sekisho [--config FILE] ca init [--rsa 3072] [--name CN] [--permit-dns D]...\n"
           "       sekisho [--config FILE] ca export [--der]   the CA certificate to stdout\n"
+          "       sekisho [--config FILE] feed import --format F --category C --source NAME FILE\n"
+          "       sekisho [--config FILE] lookup URL     the verdict and the rules that decided it\n"
           "       sekisho --version\n"
           "\n"
           "With no --config, sekisho.yaml in the working directory is used if present;\n"
@@ -95,8 +98,8 @@ int main(int argc, char** argv) {
     }
     return checkConfig(configPath);
   }
-  if (command == "ca") {
-    // `sekisho ca init [options]` / `sekisho ca export [--der]`: the same files the server uses.
+  if (command == "ca" || command == "feed" || command == "lookup") {
+    // Subcommands work on the same files and stores as the server with the same --config.
     config::ConfigPtr cfg;
     if (!configGiven && fileExists("sekisho.yaml")) configPath = "sekisho.yaml";
     if (configPath.empty()) {
@@ -108,6 +111,14 @@ int main(int argc, char** argv) {
         return 1;
       }
       cfg = *loaded;
+    }
+    if (command == "lookup") return reputation::lookupCommand(cfg->baseDir, rest);
+    if (command == "feed") {
+      if (rest.empty() || rest.front() != "import") {
+        fprintf(stderr, "usage: sekisho [--config FILE] feed import --format F --category C --source NAME FILE\n");
+        return 2;
+      }
+      return reputation::feedImportCommand(cfg->baseDir, std::vector<std::string>(rest.begin() + 1, rest.end()));
     }
     std::string sub = rest.empty() ? "" : rest.front();
     std::vector<std::string> subArgs(rest.empty() ? rest.end() : rest.begin() + 1, rest.end());

@@ -15,6 +15,8 @@
 #include "proxy/pac/pac.h"
 #include "proxy/server/splice_tunnel.h"
 #include "proxy/server/worker.h"
+#include "reputation/normalize.h"
+#include "reputation/policy.h"
 
 namespace sekisho::server {
 
@@ -336,6 +338,7 @@ void ClientConn::handleRequest(http::RequestHead head) {
       return respondError(403, Reason::PortNotAllowed, "port " + std::to_string(req.port) + " is not allowed (http_ports)");
     }
   }
+  if (checkReputation(nullptr)) return;  // refused: the origin is never contacted
   setState(ConnState::Resolve);
   armTimer(cfg.timeouts.connect);
   Worker* w = &w_;
@@ -370,7 +373,60 @@ void ClientConn::onResolved(Result<std::vector<net::SocketAddr>> answer) {
     }
   }
   ex_->addrIndex = 0;
+  if (checkReputation(&ex_->addrs)) return;  // address and CIDR rules, now that we know them
   connectUpstream();
+}
+
+// The reputation verdict for this request: URL, host and parent domains before any lookup, the
+// addresses after it. Returns true when the request was refused (a page is on its way).
+bool ClientConn::checkReputation(const std::vector<net::SocketAddr>* addrs) {
+  const auto* store = w_.facts().reputation.get();
+  if (!store) return false;
+  const auto& cfg = *w_.config();
+  const auto& req = ex_->req;
+  bool isConnect = req.method == "CONNECT";
+  reputation::Facts facts;
+  facts.client = peer_.ipString();
+  facts.now = int64_t(nowMs() / 1000);
+  reputation::LookupKeys keys;
+  std::optional<reputation::NormalUrl> url;
+  std::optional<reputation::NormalHost> host;
+  if (addrs) {
+    keys.ips = *addrs;
+    facts.ips = *addrs;
+  } else {
+    if (!isConnect) {
+      auto u = reputation::normalizeUrl(req.target);
+      if (u) url = std::move(*u);
+    }
+    auto h = reputation::normalizeHost(req.host);
+    if (h) host = std::move(*h);
+    if (!host) {
+      // A name the HTTP parser took but the reputation keys cannot express: on_error decides.
+      if (cfg.reputation.onError == config::OnError::Closed) {
+        ex_->squidCode = "TCP_DENIED";
+        respondError(403, Reason::ReputationBlock, "the host name cannot be checked (" + h.error().detail + ")");
+        return true;
+      }
+      return false;
+    }
+    keys.url = url ? &*url : nullptr;
+    keys.host = &*host;
+    facts.url = url ? url->url : std::string();
+    facts.host = host->host;
+  }
+  auto matches = store->lookup(keys);
+  if (matches.empty()) return false;
+  reputation::PolicyConfig policy;
+  policy.sensitivity = cfg.reputation.sensitivity == config::Sensitivity::Low    ? reputation::Sensitivity::Low
+                       : cfg.reputation.sensitivity == config::Sensitivity::High ? reputation::Sensitivity::High
+                                                                                 : reputation::Sensitivity::Medium;
+  reputation::Decision d = reputation::decide(facts, matches, policy);
+  if (d.outcome == reputation::Decision::Outcome::Log) SLOG_INFO("reputation (log only): %s %s", facts.client.c_str(), d.reason.c_str());
+  if (d.outcome != reputation::Decision::Outcome::Block) return false;
+  ex_->squidCode = "TCP_DENIED";
+  respondError(403, Reason::ReputationBlock, d.reason);
+  return true;
 }
 
 void ClientConn::connectUpstream() {

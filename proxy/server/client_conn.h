@@ -74,6 +74,7 @@ class ClientConn {
   void handleRequest(http::RequestHead head);
   void onResolved(Result<std::vector<net::SocketAddr>> answer);
   void connectUpstream();
+  bool checkReputation(const std::vector<net::SocketAddr>* addrs);
   void onUpstreamConnected();
   void startRelay();
   void startTunnel();

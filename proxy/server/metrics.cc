@@ -9,6 +9,7 @@ const char* reasonName(Reason r) {
     case Reason::ConnectPortNotAllowed: return "connect_port_not_allowed";
     case Reason::PortNotAllowed: return "port_not_allowed";
     case Reason::DestinationNotAllowed: return "destination_not_allowed";
+    case Reason::ReputationBlock: return "reputation_block";
     case Reason::BadRequest: return "bad_request";
     case Reason::AmbiguousFraming: return "ambiguous_framing";
     case Reason::UriTooLong: return "uri_too_long";

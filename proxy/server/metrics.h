@@ -17,6 +17,7 @@ enum class Reason : uint8_t {
   ConnectPortNotAllowed,
   PortNotAllowed,
   DestinationNotAllowed,
+  ReputationBlock,
   BadRequest,
   AmbiguousFraming,
   UriTooLong,

@@ -15,6 +15,7 @@
 #include "proxy/base/log.h"
 #include "proxy/log/access_log.h"
 #include "proxy/server/worker.h"
+#include "reputation/feeds.h"
 
 namespace sekisho::server {
 
@@ -39,6 +40,53 @@ std::vector<net::SocketAddr> localAddresses() {
   }
   freeifaddrs(ifs);
   return out;
+}
+
+// With no configuration file at all the proxy still shows what a block looks like: reserved
+// .test names (RFC 6761), never real sites.
+constexpr std::string_view kSampleBlockList =
+    "# Sekisho sample block list, loaded only on built-in defaults\n"
+    "malware.sekisho.test\n"
+    "c2.sekisho.test\n"
+    "phishing.sekisho.test\n";
+
+// The embedded store: persisted under the config file's directory, with reputation.lists loaded
+// into it (each file replaces its own source); in memory with the sample list on built-in defaults.
+Result<std::shared_ptr<const reputation::EmbeddedStore>> openReputation(const config::Config& cfg) {
+  if (cfg.reputation.store != "embedded")
+    SLOG_WARN("reputation.store %s: the Redis store is not in this build yet; using the embedded store",
+              cfg.reputation.store.c_str());
+  if (cfg.sourceFile.empty()) {
+    auto store = std::make_shared<reputation::EmbeddedStore>();
+    reputation::FeedOptions o;
+    o.category = "malware";
+    o.source = "sample";
+    auto feed = reputation::parseFeed(reputation::Format::Domains, kSampleBlockList, o);
+    if (!feed) return tl::unexpected(feed.error());
+    if (auto r = store->replaceSource(*feed); !r) return tl::unexpected(r.error());
+    SLOG_INFO("reputation: built-in sample block list (%zu names, e.g. malware.sekisho.test)", store->size());
+    return std::shared_ptr<const reputation::EmbeddedStore>(store);
+  }
+  auto opened = reputation::EmbeddedStore::open(cfg.baseDir);
+  if (!opened) return tl::unexpected(opened.error());
+  std::shared_ptr<reputation::EmbeddedStore> store(std::move(*opened));
+  for (const auto& list : cfg.reputation.lists) {
+    auto format = reputation::parseFormat(list.format);
+    if (!format) return tl::unexpected(format.error());
+    std::string name = list.file.substr(list.file.find_last_of('/') + 1);
+    std::string source = "list-";
+    for (char c : name) source += (isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
+    reputation::FeedOptions o;
+    o.category = list.category;
+    o.source = source.substr(0, 64);
+    auto imported = store->importFeed(*format, list.file, o);
+    if (!imported)
+      return fail(ErrKind::Config, Side::Config, "reputation.lists: " + list.file + ": " + imported.error().detail);
+    SLOG_INFO("reputation: %s: %zu entries as source %s (%zu bad lines)", list.file.c_str(), imported->accepted,
+              o.source.c_str(), imported->badLines);
+  }
+  SLOG_INFO("reputation: embedded store with %zu entries", store->size());
+  return std::shared_ptr<const reputation::EmbeddedStore>(store);
 }
 
 log::Level levelOf(const std::string& s) {
@@ -228,6 +276,12 @@ int run(config::ConfigPtr cfg, const RunOptions& opts) {
   facts->localAddrs = localAddresses();
   facts->admin = cfg->admin.listen;
   facts->hosts = std::make_shared<const HostsMap>(loadHostsFile("/etc/hosts"));
+  auto rep = openReputation(*cfg);
+  if (!rep) {
+    SLOG_ERROR("%s", rep.error().detail.c_str());
+    return 1;
+  }
+  facts->reputation = *rep;
   if (cfg->tls.intercept) {
     // The CA users install (/ca). Created on first start when neither file exists; a key that
     // others can read, or a cert that does not match it, stops start-up.

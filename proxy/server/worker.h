@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ca/ca.h"
+#include "reputation/embedded_store.h"
 #include "proxy/base/handles.h"
 #include "proxy/config/config.h"
 #include "proxy/log/access_log.h"
@@ -34,6 +35,7 @@ struct SharedFacts {
   std::optional<net::SocketAddr> admin;      // admin listener, if any
   std::shared_ptr<const HostsMap> hosts;     // /etc/hosts
   std::shared_ptr<const ca::Ca> ca;          // the enterprise CA (null when tls.intercept is off)
+  std::shared_ptr<const reputation::EmbeddedStore> reputation;  // verdicts (never null after start)
 };
 
 class Worker {

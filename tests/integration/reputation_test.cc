@@ -1,0 +1,76 @@
+// Reputation verdicts on the request path: the embedded store loaded from reputation.lists,
+// checked before any upstream contact, with the block page and its reference id.
+#include "tests/integration/harness.h"
+
+namespace sekisho::it {
+namespace {
+
+class ProxyReputation : public ProxyTest {
+ protected:
+  void startWithLists() {
+    ASSERT_NO_FATAL_FAILURE(startOrigin());
+    ASSERT_TRUE(writeFileAtomic(env_.path("c2.txt"), "# test C&C list\r\nbad.example\r\nnot a host\r\n"));
+    ASSERT_TRUE(writeFileAtomic(env_.path("drop.txt"), "; Spamhaus DROP style\n127.66.0.0/16 ; SBL1\n"));
+    ProxyConfig cfg = env_.proxyConfig();
+    // Every name resolves to loopback (dropped.test into the listed 127.66.0.0/16), so even a
+    // failing test sends nothing off this machine.
+    cfg.resolve = {{"evil.test", "127.0.0.1"}, {"sub.bad.example", "127.0.0.1"}, {"fine.test", "127.0.0.1"},
+                   {"dropped.test", "127.66.1.2"}};
+    cfg.extra =
+        "reputation:\n"
+        "  lists:\n"
+        "    - {file: c2.txt, format: domains, category: c2}\n"
+        "    - {file: drop.txt, format: cidr, category: malware}\n";
+    ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
+  }
+};
+
+TEST_F(ProxyReputation, BlocksListedDomainAndItsSubdomainsBeforeContactingTheOrigin) {
+  ASSERT_NO_FATAL_FAILURE(startWithLists());
+  long before = origin().requestCount();
+  std::string port = std::to_string(origin().port());
+  Response r = viaProxy("GET http://sub.bad.example:" + port + "/x HTTP/1.1\r\nHost: sub.bad.example\r\n\r\n");
+  ASSERT_TRUE(r.complete) << r.summary();
+  EXPECT_EQ(r.status, 403);
+  EXPECT_NE(r.body.find("c2"), std::string::npos);
+  EXPECT_NE(r.body.find("domain:bad.example"), std::string::npos) << "the page names the rule";
+  auto ref = r.header("X-Sekisho-Ref");
+  ASSERT_TRUE(ref);
+  EXPECT_NE(r.body.find(*ref), std::string::npos);
+  EXPECT_TRUE(proxy().waitLogLineWith("reason=reputation_block", *ref));
+  EXPECT_EQ(origin().requestCount(), before) << "a blocked request reached the origin";
+  // Unlisted names pass.
+  Response ok = viaProxy("GET http://fine.test:" + port + "/size/10 HTTP/1.1\r\nHost: fine.test\r\n\r\n");
+  EXPECT_EQ(ok.status, 200) << ok.summary();
+}
+
+TEST_F(ProxyReputation, BlocksConnectToListedHost) {
+  ASSERT_NO_FATAL_FAILURE(startWithLists());
+  Response r = viaProxy("CONNECT bad.example:443 HTTP/1.1\r\nHost: bad.example:443\r\n\r\n");
+  ASSERT_TRUE(r.complete) << r.summary();
+  EXPECT_EQ(r.status, 403);
+  EXPECT_TRUE(proxy().waitLogLineWith("CONNECT bad.example:443", "reason=reputation_block"));
+}
+
+TEST_F(ProxyReputation, BlocksAddressesInListedNetworksAfterResolving) {
+  ASSERT_NO_FATAL_FAILURE(startWithLists());
+  Response r = viaProxy("GET http://dropped.test/ HTTP/1.1\r\nHost: dropped.test\r\n\r\n");
+  ASSERT_TRUE(r.complete) << r.summary();
+  EXPECT_EQ(r.status, 403);
+  EXPECT_NE(r.body.find("127.66.0.0/16"), std::string::npos) << r.body.substr(0, 400);
+}
+
+TEST_F(ProxyReputation, RefusesToStartWhenAListYieldsNothing) {
+  ASSERT_TRUE(writeFileAtomic(env_.path("empty.txt"), "# nothing here\n"));
+  ProxyConfig cfg = env_.proxyConfig();
+  cfg.extra = "reputation:\n  lists: [{file: empty.txt, format: domains, category: c2}]\n";
+  std::string file = env_.path("empty.yaml");
+  ASSERT_TRUE(writeFileAtomic(file, env_.renderConfig(cfg, pickFreePort())));
+  RunResult r = runToCompletion("empty", {sekishoBin(), "--config", file}, env_.dir(), Millis(10000));
+  ASSERT_TRUE(r.status) << "started with an empty list";
+  EXPECT_TRUE(WIFEXITED(*r.status) && WEXITSTATUS(*r.status) != 0) << describeStatus(r.status);
+  EXPECT_NE(r.err.find("empty.txt"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace sekisho::it
