@@ -16,6 +16,7 @@
 #include "proxy/server/splice_tunnel.h"
 #include "proxy/server/worker.h"
 #include "reputation/normalize.h"
+#include "tls-mitm/client_hello.h"
 #include "reputation/policy.h"
 
 namespace sekisho::server {
@@ -377,6 +378,21 @@ void ClientConn::onResolved(Result<std::vector<net::SocketAddr>> answer) {
   connectUpstream();
 }
 
+// Looks `keys` up in the store and applies the policy; nullopt when no rule matched.
+std::optional<reputation::Decision> ClientConn::judge(const reputation::LookupKeys& keys,
+                                                      const reputation::Facts& facts) const {
+  const auto* store = w_.facts().reputation.get();
+  if (!store) return std::nullopt;
+  auto matches = store->lookup(keys);
+  if (matches.empty()) return std::nullopt;
+  const auto& cfg = *w_.config();
+  reputation::PolicyConfig policy;
+  policy.sensitivity = cfg.reputation.sensitivity == config::Sensitivity::Low    ? reputation::Sensitivity::Low
+                       : cfg.reputation.sensitivity == config::Sensitivity::High ? reputation::Sensitivity::High
+                                                                                 : reputation::Sensitivity::Medium;
+  return reputation::decide(facts, matches, policy);
+}
+
 // The reputation verdict for this request: URL, host and parent domains before any lookup, the
 // addresses after it. Returns true when the request was refused (a page is on its way).
 bool ClientConn::checkReputation(const std::vector<net::SocketAddr>* addrs) {
@@ -415,13 +431,9 @@ bool ClientConn::checkReputation(const std::vector<net::SocketAddr>* addrs) {
     facts.url = url ? url->url : std::string();
     facts.host = host->host;
   }
-  auto matches = store->lookup(keys);
-  if (matches.empty()) return false;
-  reputation::PolicyConfig policy;
-  policy.sensitivity = cfg.reputation.sensitivity == config::Sensitivity::Low    ? reputation::Sensitivity::Low
-                       : cfg.reputation.sensitivity == config::Sensitivity::High ? reputation::Sensitivity::High
-                                                                                 : reputation::Sensitivity::Medium;
-  reputation::Decision d = reputation::decide(facts, matches, policy);
+  auto decided = judge(keys, facts);
+  if (!decided) return false;
+  reputation::Decision& d = *decided;
   if (d.outcome == reputation::Decision::Outcome::Log) SLOG_INFO("reputation (log only): %s %s", facts.client.c_str(), d.reason.c_str());
   if (d.outcome != reputation::Decision::Outcome::Block) return false;
   ex_->squidCode = "TCP_DENIED";
@@ -791,6 +803,7 @@ void ClientConn::startTunnel() {
   ex_->squidCode = "TCP_TUNNEL";
   ex_->respHeadSent = true;
   ex_->headBytesToClient = k200.size();
+  helloPending_ = w_.facts().reputation != nullptr;
   bufferevent_enable(client_.get(), EV_READ);
   armTimer(w_.config()->timeouts.tunnelIdle);
   touch();
@@ -801,10 +814,49 @@ void ClientConn::startTunnel() {
     trySplice();
 }
 
+// Reads the client's first bytes in a tunnel as a TLS ClientHello, without consuming them, and
+// checks the name it asks for (SNI) against the reputation store when it differs from the
+// CONNECT host: a client may CONNECT to an allowed name and ask for a blocked one inside.
+// Returns true when the bytes may go upstream; false while the hello is incomplete or after the
+// tunnel was closed.
+bool ClientConn::checkClientHello() {
+  evbuffer* in = bufferevent_get_input(client_.get());
+  size_t len = evbuffer_get_length(in);
+  mitm::HelloLimits limits;
+  size_t n = std::min(len, limits.maxHandshakeBytes + 5 * limits.maxRecords);
+  auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, ssize_t(n)));
+  mitm::ParseOutcome o = mitm::peekClientHello(std::string_view(p, n), limits);
+  if (o.status == mitm::HelloStatus::NeedMore && !clientEof_) return false;
+  helloPending_ = false;
+  if (o.status != mitm::HelloStatus::Parsed || o.info.sniStatus != mitm::SniStatus::Valid) return true;
+  if (o.info.sni == ex_->req.host) return true;
+  const auto* store = w_.facts().reputation.get();
+  auto host = reputation::normalizeHost(o.info.sni);
+  if (!store || !host) return true;
+  reputation::LookupKeys keys;
+  keys.host = &*host;
+  reputation::Facts facts;
+  facts.host = host->host;
+  facts.client = peer_.ipString();
+  facts.now = int64_t(nowMs() / 1000);
+  auto d = judge(keys, facts);
+  if (!d || d->outcome != reputation::Decision::Outcome::Block) return true;
+  // The 200 is already out, so there is no page to show without decrypting: the tunnel closes
+  // before a byte of the client's reaches the origin, and the log says why.
+  ex_->reason = Reason::ReputationBlock;
+  ex_->refId = w_.newRefId();
+  ex_->squidCode = "TCP_DENIED";
+  w_.metrics().byReason[size_t(Reason::ReputationBlock)].fetch_add(1, std::memory_order_relaxed);
+  SLOG_INFO("tunnel to %s:%u closed: its TLS SNI %s is blocked: %s (ref %s)", ex_->req.host.c_str(),
+            unsigned(ex_->req.port), o.info.sni.c_str(), d->reason.c_str(), ex_->refId.c_str());
+  close();
+  return false;
+}
+
 // Once every buffer of the tunnel is empty (our 200 is out, early client bytes forwarded), the
 // sockets are handed to splice(2) and the bufferevents go quiet.
 void ClientConn::trySplice() {
-  if (state_ != ConnState::Tunnel || !ex_ || ex_->splice || clientEof_ || upEof_) return;
+  if (state_ != ConnState::Tunnel || !ex_ || ex_->splice || clientEof_ || upEof_ || helloPending_) return;
   bufferevent* c = client_.get();
   bufferevent* u = ex_->up.get();
   if (evbuffer_get_length(bufferevent_get_input(c)) || evbuffer_get_length(bufferevent_get_output(c)) ||
@@ -825,6 +877,7 @@ void ClientConn::onSpliceProgress(void* ctx, SpliceTunnel::Outcome outcome) {
 }
 
 void ClientConn::tunnelRelay(bufferevent* from, bufferevent* to, Paused& fromPaused) {
+  if (from == client_.get() && helloPending_ && !checkClientHello()) return;
   evbuffer* in = bufferevent_get_input(from);
   evbuffer* out = bufferevent_get_output(to);
   size_t n = evbuffer_get_length(in);

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,8 @@
 #include "proxy/server/body_pump.h"
 #include "proxy/server/metrics.h"
 #include "proxy/server/splice_tunnel.h"
+#include "reputation/embedded_store.h"
+#include "reputation/policy.h"
 
 namespace sekisho::server {
 
@@ -89,6 +92,8 @@ class ClientConn {
   void tunnelRelay(bufferevent* from, bufferevent* to, Paused& fromPaused);
   void tunnelEnded(bool fromClient);
   void trySplice();
+  bool checkClientHello();
+  std::optional<reputation::Decision> judge(const reputation::LookupKeys& keys, const reputation::Facts& facts) const;
   static void onSpliceProgress(void* ctx, SpliceTunnel::Outcome outcome);
   void enterReadHead();
   void enterDrain();
@@ -120,6 +125,7 @@ class ClientConn {
   bool closeAfter_ = false;    // no further requests on this connection
   bool linger_ = false;        // Drain reads and discards before closing (client bytes may be unread)
   bool clientEof_ = false, upEof_ = false;  // tunnel half-closes
+  bool helloPending_ = false;  // Tunnel: client bytes wait until its ClientHello is read (SNI check)
   size_t headScanned_ = 0;
   uint64_t lastActivityMs_ = 0;
   uint64_t timerDueMs_ = 0;

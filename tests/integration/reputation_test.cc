@@ -72,5 +72,21 @@ TEST_F(ProxyReputation, RefusesToStartWhenAListYieldsNothing) {
   EXPECT_NE(r.err.find("empty.txt"), std::string::npos) << r.err;
 }
 
+TEST_F(ProxyReputation, ClosesTunnelWhoseTlsServerNameIsBlocked) {
+  ASSERT_NO_FATAL_FAILURE(startWithLists());
+  // CONNECT names an allowed address; the ClientHello inside asks for a listed name.
+  std::string port = std::to_string(origin().port());
+  long before = origin().requestCount();
+  RunResult r = runToCompletion("s_client",
+                                {"/usr/bin/openssl", "s_client", "-proxy", proxy().authority(), "-connect",
+                                 "127.0.0.1:" + port, "-servername", "www.bad.example", "-brief"},
+                                env_.dir(), Millis(15000));
+  ASSERT_TRUE(r.status) << "openssl s_client did not finish";
+  EXPECT_FALSE(r.exitedWith(0)) << r.out << r.err;
+  auto line = proxy().waitLogLineWith("CONNECT 127.0.0.1:" + port, "reason=reputation_block");
+  EXPECT_TRUE(line) << "no refusal in the access log";
+  EXPECT_EQ(origin().requestCount(), before) << "bytes of the blocked hello reached the origin";
+}
+
 }  // namespace
 }  // namespace sekisho::it
