@@ -381,7 +381,7 @@ void ClientConn::onResolved(Result<std::vector<net::SocketAddr>> answer) {
 // Looks `keys` up in the store and applies the policy; nullopt when no rule matched.
 std::optional<reputation::Decision> ClientConn::judge(const reputation::LookupKeys& keys,
                                                       const reputation::Facts& facts) const {
-  const auto* store = w_.facts().reputation.get();
+  const auto* store = w_.reputation();
   if (!store) return std::nullopt;
   auto matches = store->lookup(keys);
   if (matches.empty()) return std::nullopt;
@@ -396,7 +396,7 @@ std::optional<reputation::Decision> ClientConn::judge(const reputation::LookupKe
 // The reputation verdict for this request: URL, host and parent domains before any lookup, the
 // addresses after it. Returns true when the request was refused (a page is on its way).
 bool ClientConn::checkReputation(const std::vector<net::SocketAddr>* addrs) {
-  const auto* store = w_.facts().reputation.get();
+  const auto* store = w_.reputation();
   if (!store) return false;
   const auto& cfg = *w_.config();
   const auto& req = ex_->req;
@@ -803,7 +803,7 @@ void ClientConn::startTunnel() {
   ex_->squidCode = "TCP_TUNNEL";
   ex_->respHeadSent = true;
   ex_->headBytesToClient = k200.size();
-  helloPending_ = w_.facts().reputation != nullptr;
+  helloPending_ = w_.reputation() != nullptr;
   bufferevent_enable(client_.get(), EV_READ);
   armTimer(w_.config()->timeouts.tunnelIdle);
   touch();
@@ -830,7 +830,7 @@ bool ClientConn::checkClientHello() {
   helloPending_ = false;
   if (o.status != mitm::HelloStatus::Parsed || o.info.sniStatus != mitm::SniStatus::Valid) return true;
   if (o.info.sni == ex_->req.host) return true;
-  const auto* store = w_.facts().reputation.get();
+  const auto* store = w_.reputation();
   auto host = reputation::normalizeHost(o.info.sni);
   if (!store || !host) return true;
   reputation::LookupKeys keys;

@@ -2,6 +2,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <ifaddrs.h>
 #include <signal.h>
@@ -16,6 +17,8 @@
 #include "proxy/log/access_log.h"
 #include "proxy/server/worker.h"
 #include "reputation/feeds.h"
+#include "reputation/normalize.h"
+#include "reputation/policy.h"
 
 namespace sekisho::server {
 
@@ -100,6 +103,7 @@ struct Server {
   config::ConfigPtr cfg;
   RunOptions opts;
   std::shared_ptr<accesslog::AccessLog> accessLog;
+  std::shared_ptr<const reputation::EmbeddedStore> reputation;
   std::vector<std::unique_ptr<Worker>> workers;
   EventBasePtr base;
   std::vector<EventPtr> signals;
@@ -142,10 +146,18 @@ void Server::reload() {
     }
     log = *opened;
   }
+  // Lists are read again, so `sekisho feed import` + SIGHUP is live without a restart; a list
+  // that fails refuses the whole reload.
+  auto rep = openReputation(n);
+  if (!rep) {
+    SLOG_ERROR("reload refused, the running configuration stays in force: %s", rep.error().detail.c_str());
+    return;
+  }
   log::setLevel(levelOf(n.log.level));
   cfg = *next;
   accessLog = log;
-  for (auto& w : workers) w->postConfig(cfg, accessLog);
+  reputation = *rep;
+  for (auto& w : workers) w->postConfig(cfg, accessLog, reputation);
   SLOG_INFO("configuration reloaded from %s", opts.configPath.c_str());
 }
 
@@ -222,6 +234,51 @@ void Server::metrics(evhttp_request* req) {
   evbuffer_free(b);
 }
 
+// Admin /lookup?url=URL: the verdict and the chain of rules, as `sekisho lookup` prints it.
+std::string adminLookup(const Server& s, const std::string& target, int& status) {
+  if (target.empty()) {
+    status = 400;
+    return "usage: /lookup?url=http://host/path (or a host name)\n";
+  }
+  bool isUrl = target.find("://") != std::string::npos;
+  reputation::LookupKeys keys;
+  reputation::Facts facts;
+  std::optional<reputation::NormalUrl> url;
+  std::optional<reputation::NormalHost> host;
+  if (isUrl) {
+    auto u = reputation::normalizeUrl(target);
+    if (!u) {
+      status = 400;
+      return "not a URL this proxy can check: " + u.error().detail + "\n";
+    }
+    url = std::move(*u);
+    keys.url = &*url;
+    facts.url = url->url;
+    facts.host = url->host.host;
+  } else {
+    auto h = reputation::normalizeHost(target);
+    if (!h) {
+      status = 400;
+      return "not a host name this proxy can check: " + h.error().detail + "\n";
+    }
+    host = std::move(*h);
+    keys.host = &*host;
+    facts.host = host->host;
+  }
+  facts.now = int64_t(time(nullptr));
+  auto matches = s.reputation ? s.reputation->lookup(keys) : std::vector<reputation::Match>{};
+  reputation::PolicyConfig policy;
+  policy.sensitivity = s.cfg->reputation.sensitivity == config::Sensitivity::Low    ? reputation::Sensitivity::Low
+                       : s.cfg->reputation.sensitivity == config::Sensitivity::High ? reputation::Sensitivity::High
+                                                                                    : reputation::Sensitivity::Medium;
+  reputation::Decision d = reputation::decide(facts, matches, policy);
+  status = 200;
+  std::string out = "target: " + (isUrl ? facts.url : facts.host) + "\nverdict: " +
+                    std::string(reputation::outcomeName(d.outcome)) + "\nreason: " + d.reason + "\nrules:\n";
+  for (const auto& c : d.chain) out += "  " + c + "\n";
+  return out;
+}
+
 void onAdmin(evhttp_request* req, void* arg) {
   auto* s = static_cast<Server*>(arg);
   const char* uri = evhttp_request_get_uri(req);
@@ -229,12 +286,36 @@ void onAdmin(evhttp_request* req, void* arg) {
   path = path.substr(0, path.find('?'));
   if (path == "/metrics") return s->metrics(req);
   evbuffer* b = evbuffer_new();
-  if (path == "/healthz") {
+  if (path == "/lookup") {
+    evkeyvalq params;
+    params.tqh_first = nullptr;  // TAILQ_INIT
+    params.tqh_last = &params.tqh_first;
+    const evhttp_uri* parsed = evhttp_request_get_evhttp_uri(req);
+    const char* query = parsed ? evhttp_uri_get_query(parsed) : nullptr;
+    std::string target;
+    if (query && evhttp_parse_query_str(query, &params) == 0) {
+      const char* v = evhttp_find_header(&params, "url");
+      if (!v) v = evhttp_find_header(&params, "host");
+      if (v) target = v;
+    }
+    evhttp_clear_headers(&params);
+    int status = 200;
+    std::string text = adminLookup(*s, target, status);
+    evbuffer_add(b, text.data(), text.size());
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; charset=utf-8");
+    evhttp_send_reply(req, status, status == 200 ? "OK" : "Bad Request", b);
+  } else if (path == "/healthz") {
     evbuffer_add_printf(b, "ok\n");
+    if (s->reputation) {
+      evbuffer_add_printf(b, "reputation: embedded store, %zu entries\n", s->reputation->size());
+      for (const auto& src : s->reputation->sources())
+        evbuffer_add_printf(b, "  source %s: %zu entries, updated %lld\n", src.name.c_str(), src.entries,
+                            (long long)src.updated);
+    }
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; charset=utf-8");
     evhttp_send_reply(req, 200, "OK", b);
   } else {
-    evbuffer_add_printf(b, "not found; try /metrics or /healthz\n");
+    evbuffer_add_printf(b, "not found; try /metrics, /healthz or /lookup?url=URL\n");
     evhttp_send_reply(req, 404, "Not Found", b);
   }
   evbuffer_free(b);
@@ -282,6 +363,7 @@ int run(config::ConfigPtr cfg, const RunOptions& opts) {
     return 1;
   }
   facts->reputation = *rep;
+  s.reputation = *rep;
   if (cfg->tls.intercept) {
     // The CA users install (/ca). Created on first start when neither file exists; a key that
     // others can read, or a cert that does not match it, stops start-up.

@@ -20,7 +20,12 @@ std::shared_ptr<const HostsMap> overridesOf(const config::Config& cfg) {
 
 Worker::Worker(unsigned id, config::ConfigPtr cfg, std::shared_ptr<accesslog::AccessLog> log,
                std::shared_ptr<const SharedFacts> facts)
-    : id_(id), cfg_(std::move(cfg)), log_(std::move(log)), facts_(std::move(facts)), rng_(std::random_device{}()) {
+    : id_(id),
+      cfg_(std::move(cfg)),
+      log_(std::move(log)),
+      facts_(std::move(facts)),
+      reputation_(facts_->reputation),
+      rng_(std::random_device{}()) {
   event_config* ec = event_config_new();
   event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
   base_.reset(event_base_new_with_config(ec));
@@ -128,10 +133,12 @@ void Worker::onPosted(evutil_socket_t, short, void* arg) {
   for (auto& fn : fns) fn();
 }
 
-void Worker::postConfig(config::ConfigPtr cfg, std::shared_ptr<accesslog::AccessLog> log) {
-  post([this, cfg = std::move(cfg), log = std::move(log)]() mutable {
+void Worker::postConfig(config::ConfigPtr cfg, std::shared_ptr<accesslog::AccessLog> log,
+                        std::shared_ptr<const reputation::EmbeddedStore> store) {
+  post([this, cfg = std::move(cfg), log = std::move(log), store = std::move(store)]() mutable {
     cfg_ = std::move(cfg);
     log_ = std::move(log);
+    reputation_ = std::move(store);
     applyConfig();
   });
 }

@@ -35,7 +35,7 @@ struct SharedFacts {
   std::optional<net::SocketAddr> admin;      // admin listener, if any
   std::shared_ptr<const HostsMap> hosts;     // /etc/hosts
   std::shared_ptr<const ca::Ca> ca;          // the enterprise CA (null when tls.intercept is off)
-  std::shared_ptr<const reputation::EmbeddedStore> reputation;  // verdicts (never null after start)
+  std::shared_ptr<const reputation::EmbeddedStore> reputation;  // the store at start-up
 };
 
 class Worker {
@@ -55,7 +55,8 @@ class Worker {
 
   // Thread-safe: runs fn on the worker's loop thread.
   void post(std::function<void()> fn);
-  void postConfig(config::ConfigPtr cfg, std::shared_ptr<accesslog::AccessLog> log);
+  void postConfig(config::ConfigPtr cfg, std::shared_ptr<accesslog::AccessLog> log,
+                  std::shared_ptr<const reputation::EmbeddedStore> store);
   // Stop accepting, close idle connections, let in-flight exchanges finish; the loop ends when
   // the last connection is gone or the deadline passes.
   void postShutdown(std::chrono::milliseconds deadline);
@@ -64,6 +65,8 @@ class Worker {
   event_base* base() const { return base_.get(); }
   const config::ConfigPtr& config() const { return cfg_; }
   accesslog::AccessLog* accessLog() const { return log_.get(); }
+  // The reputation store in force (replaced whole on reload; a request keeps the one it began with).
+  const reputation::EmbeddedStore* reputation() const { return reputation_.get(); }
   Resolver& resolver() { return *resolver_; }
   UpstreamPool& pool() { return pool_; }
   Metrics& metrics() { return metrics_; }
@@ -96,6 +99,7 @@ class Worker {
   config::ConfigPtr cfg_;
   std::shared_ptr<accesslog::AccessLog> log_;
   std::shared_ptr<const SharedFacts> facts_;
+  std::shared_ptr<const reputation::EmbeddedStore> reputation_;
   std::unique_ptr<Resolver> resolver_;
   UpstreamPool pool_;
   Metrics metrics_;

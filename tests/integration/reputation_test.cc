@@ -1,5 +1,7 @@
 // Reputation verdicts on the request path: the embedded store loaded from reputation.lists,
 // checked before any upstream contact, with the block page and its reference id.
+#include <signal.h>
+
 #include "tests/integration/harness.h"
 
 namespace sekisho::it {
@@ -86,6 +88,20 @@ TEST_F(ProxyReputation, ClosesTunnelWhoseTlsServerNameIsBlocked) {
   auto line = proxy().waitLogLineWith("CONNECT 127.0.0.1:" + port, "reason=reputation_block");
   EXPECT_TRUE(line) << "no refusal in the access log";
   EXPECT_EQ(origin().requestCount(), before) << "bytes of the blocked hello reached the origin";
+}
+
+TEST_F(ProxyReputation, ReloadMakesAChangedListLiveWithoutRestart) {
+  ASSERT_NO_FATAL_FAILURE(startWithLists());
+  std::string port = std::to_string(origin().port());
+  std::string req = "GET http://fine.test:" + port + "/size/10 HTTP/1.1\r\nHost: fine.test\r\n\r\n";
+  ASSERT_EQ(viaProxy(req).status, 200);
+  ASSERT_TRUE(writeFileAtomic(env_.path("c2.txt"), "bad.example\nfine.test\n"));
+  pid_t pid = proxy().pid();
+  ASSERT_TRUE(proxy().child().signal(SIGHUP));
+  EXPECT_TRUE(waitUntil([&] { return viaProxy(req).status == 403; }, Millis(5000)))
+      << "fine.test still allowed after the reload";
+  EXPECT_EQ(proxy().pid(), pid);
+  EXPECT_TRUE(proxy().child().running());
 }
 
 }  // namespace
