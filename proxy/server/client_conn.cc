@@ -15,6 +15,7 @@
 #include "proxy/pac/pac.h"
 #include "proxy/server/splice_tunnel.h"
 #include "proxy/server/worker.h"
+#include <event2/bufferevent_ssl.h>
 #include "reputation/normalize.h"
 #include "tls-mitm/client_hello.h"
 #include "reputation/policy.h"
@@ -63,12 +64,17 @@ void addStr(evbuffer* b, std::string_view s) { evbuffer_add(b, s.data(), s.size(
 void kick(bufferevent* bev) {
   evbuffer* out = bufferevent_get_output(bev);
   if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE)) return;
+  if (bufferevent_get_underlying(bev)) {  // a TLS filter: its bytes must go through OpenSSL
+    bufferevent_enable(bev, EV_WRITE);
+    return;
+  }
   evbuffer_write(out, bufferevent_getfd(bev));  // errors surface through the write event below
   if (evbuffer_get_length(out) > 0) bufferevent_enable(bev, EV_WRITE);
 }
 
 // Called from a write callback: the output has drained, so the event goes off again.
 void quietIfEmpty(bufferevent* bev) {
+  if (bufferevent_get_underlying(bev)) return;  // a TLS filter keeps its write side on
   if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) bufferevent_disable(bev, EV_WRITE);
 }
 }  // namespace
@@ -198,6 +204,7 @@ void ClientConn::onClientReadable() noexcept {
       if (ex_ && !ex_->reqDone) pumpRequestBody();
       break;
     case ConnState::Tunnel: tunnelRelay(client_.get(), ex_->up.get(), clientPaused_); break;
+    case ConnState::TlsBlockHello: onTlsBlockHello(); break;
     case ConnState::Drain: {
       // Lingering close: discard what the client still sends, within bounds.
       evbuffer* in = bufferevent_get_input(client_.get());
@@ -319,6 +326,10 @@ void ClientConn::handleRequest(http::RequestHead head) {
     ex_->squidCode = "TCP_DENIED";
     return respondError(403, Reason::ClientNotAllowed, "client " + peer_.ipString() + " is not in allow_clients");
   }
+  if (tlsBlock_) {
+    ex_->squidCode = "TCP_DENIED";
+    return respondError(403, Reason::ReputationBlock, tlsBlockReason_);
+  }
   if (targetsSelf(req)) return serveSelf();
   if (viaLoop(req)) {
     ex_->squidCode = "TCP_DENIED";
@@ -437,8 +448,103 @@ bool ClientConn::checkReputation(const std::vector<net::SocketAddr>* addrs) {
   if (d.outcome == reputation::Decision::Outcome::Log) SLOG_INFO("reputation (log only): %s %s", facts.client.c_str(), d.reason.c_str());
   if (d.outcome != reputation::Decision::Outcome::Block) return false;
   ex_->squidCode = "TCP_DENIED";
+  if (isConnect && !addrs && w_.facts().ca && w_.facts().clientTls) {
+    startTlsBlock(d.reason);  // the browser shows our page instead of a connection error
+    return true;
+  }
   respondError(403, Reason::ReputationBlock, d.reason);
   return true;
+}
+
+// A blocked CONNECT: answer 200, take the client's TLS on a leaf minted for the name it asked
+// for (validated SNI, else the CONNECT host; there is no origin certificate to copy), and answer
+// whatever it requests inside with the block page. No origin is contacted.
+void ClientConn::startTlsBlock(const std::string& reason) {
+  tlsBlockReason_ = reason;
+  static constexpr std::string_view k200 = "HTTP/1.1 200 Connection established\r\n\r\n";
+  addStr(bufferevent_get_output(client_.get()), k200);
+  kick(client_.get());
+  ex_->status = 200;
+  ex_->reason = Reason::ReputationBlock;
+  ex_->detail = reason;
+  ex_->refId = w_.newRefId();
+  ex_->respHeadSent = true;
+  ex_->headBytesToClient = k200.size();
+  w_.metrics().byReason[size_t(Reason::ReputationBlock)].fetch_add(1, std::memory_order_relaxed);
+  setState(ConnState::TlsBlockHello);
+  armTimer(w_.config()->timeouts.requestHeader);
+  bufferevent_enable(client_.get(), EV_READ);
+  if (evbuffer_get_length(bufferevent_get_input(client_.get()))) onTlsBlockHello();
+}
+
+// The URL as the user knows it: host:port for CONNECT, https://host/path inside our TLS.
+std::string ClientConn::shownUrl() const {
+  const auto& req = ex_->req;
+  if (req.form == http::TargetForm::Authority) return req.host + ":" + std::to_string(req.port);
+  if (tlsBlock_ && req.form == http::TargetForm::Origin) {
+    std::string u = "https://" + tlsBlockHost_;
+    if (tlsBlockPort_ != 443) u += ":" + std::to_string(tlsBlockPort_);
+    return u.append(req.target);
+  }
+  return std::string(req.target);
+}
+
+// TLS records our filter has produced that the socket has not taken yet.
+bool ClientConn::tlsRecordsQueued() const {
+  bufferevent* under = bufferevent_get_underlying(client_.get());
+  return under && evbuffer_get_length(bufferevent_get_output(under)) > 0;
+}
+
+void ClientConn::onTlsBlockHello() {
+  evbuffer* in = bufferevent_get_input(client_.get());
+  mitm::HelloLimits limits;
+  size_t n = std::min(evbuffer_get_length(in), limits.maxHandshakeBytes + 5 * limits.maxRecords);
+  auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, ssize_t(n)));
+  mitm::ParseOutcome o = mitm::peekClientHello(std::string_view(p, n), limits);
+  if (o.status == mitm::HelloStatus::NeedMore) return;
+  if (o.status != mitm::HelloStatus::Parsed) return close();  // not TLS: nothing to show it
+  std::string name = o.info.sniStatus == mitm::SniStatus::Valid ? o.info.sni : ex_->req.host;
+  const ca::Ca& authority = *w_.facts().ca;
+  auto leaf = w_.facts().leafCache->getOrMint(ca::LeafKey{authority.id(), "block:" + name}, [&]() {
+    ca::LeafRequest lr;
+    lr.commonName = name;
+    if (net::parseIp(name))
+      lr.ipAddresses.push_back(name);
+    else
+      lr.dnsNames.push_back(name);
+    return ca::mintLeaf(authority, lr);
+  });
+  if (!leaf) {
+    SLOG_WARN("block page over TLS for %s: %s", name.c_str(), leaf.error().detail.c_str());
+    return close();
+  }
+  SSL* ssl = SSL_new(w_.facts().clientTls.get());
+  if (!ssl || SSL_use_certificate(ssl, (*leaf)->cert.get()) != 1 || SSL_use_PrivateKey(ssl, (*leaf)->key.get()) != 1) {
+    if (ssl) SSL_free(ssl);
+    return close();
+  }
+  for (const auto& c : authority.chain()) SSL_add1_chain_cert(ssl, c.get());
+  logExchange();  // the CONNECT line: TCP_DENIED, reason and the reference id
+  // The filter takes the plain bufferevent (and the ClientHello still in its input) with it.
+  bufferevent* plain = client_.release();
+  bufferevent_setcb(plain, nullptr, nullptr, nullptr, nullptr);
+  bufferevent* tls = bufferevent_openssl_filter_new(w_.base(), plain, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                    BEV_OPT_CLOSE_ON_FREE);
+  if (!tls) {
+    SSL_free(ssl);
+    bufferevent_free(plain);
+    client_.reset(bufferevent_socket_new(w_.base(), -1, 0));  // keeps close() simple
+    return close();
+  }
+  client_.reset(tls);
+  bufferevent_setcb(tls, &clientReadCb, &clientWriteCb, &clientEventCb, this);
+  bufferevent_enable(tls, EV_READ | EV_WRITE);
+  tlsBlock_ = true;
+  tlsBlockHost_ = ex_->req.host;
+  tlsBlockPort_ = ex_->req.port;
+  firstRequest_ = true;
+  ex_.reset();
+  enterReadHead();
 }
 
 void ClientConn::connectUpstream() {
@@ -704,9 +810,11 @@ void ClientConn::onClientDrained() noexcept {
       break;
     case ConnState::Drain:
       if (evbuffer_get_length(out) == 0) {
+        if (tlsRecordsQueued()) return armTimer(milliseconds(20));  // onTimer looks again
         if (!linger_) return close();  // the request was read whole: nothing can turn into a reset
         // Our answer is out: shut the write side and read briefly so the client's unread request
         // bytes do not turn into a reset that destroys the answer before it is read.
+        lingering_ = true;
         shutdown(bufferevent_getfd(client_.get()), SHUT_WR);
         bufferevent_enable(client_.get(), EV_READ);
         armTimer(kLingerTimeout);
@@ -785,6 +893,7 @@ void ClientConn::onUpstreamEvent(short what) noexcept {
 }
 
 void ClientConn::onClientEvent(short what) noexcept {
+  if (what & BEV_EVENT_CONNECTED) return;  // a TLS handshake with the client finished
   if (state_ == ConnState::Tunnel && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) return tunnelEnded(true);
   if (state_ == ConnState::ReadHead && !headStarted_) return close();  // a keep-alive client went away
   // The client went away mid-exchange (or reset): nothing more to send anyone.
@@ -983,8 +1092,7 @@ void ClientConn::respondError(int status, Reason reason, std::string_view detail
   if (status == 403 && std::string_view(ex_->squidCode) == "TCP_MISS") ex_->squidCode = "TCP_DENIED";
   w_.metrics().byReason[size_t(reason)].fetch_add(1, std::memory_order_relaxed);
   const http::Header* al = ex_->req.headers.find("accept-language");
-  std::string url = ex_->req.form == http::TargetForm::Authority ? ex_->req.host + ":" + std::to_string(ex_->req.port)
-                                                                 : std::string(ex_->req.target);
+  std::string url = shownUrl();
   std::string client = peer_.ipString();
   blockpage::ErrorInfo info;
   info.status = status;
@@ -1061,6 +1169,12 @@ void ClientConn::onTimer() noexcept {
       if (rearmIdle(t.tunnelIdle)) return;
       return close();
     case ConnState::Drain:
+      // Over TLS, our answer may still sit below the filter as records: give them time to leave.
+      if (tlsBlock_ && drainPolls_++ < 250 && evbuffer_get_length(bufferevent_get_output(client_.get())) == 0 &&
+          !(linger_ && lingering_))
+        return onClientDrained();
+      return close();
+    case ConnState::TlsBlockHello:
     case ConnState::Closed:
       return close();
   }
@@ -1087,10 +1201,8 @@ void ClientConn::logExchange() {
   r.bytesToClient = toClient;
   r.bytesFromClient = ex_->reqPump.bodyBytes() + ex_->req.storage.size;
   r.method = ex_->req.method.empty() ? "-" : std::string(ex_->req.method);
-  if (ex_->req.form == http::TargetForm::Authority)
-    r.url = ex_->req.host + ":" + std::to_string(ex_->req.port);
-  else
-    r.url = ex_->req.target.empty() ? "-" : std::string(ex_->req.target);
+  r.url = shownUrl();
+  if (r.url.empty()) r.url = "-";
   r.user = "-";
   bool direct = ex_->dest.len != 0;
   r.hierarchy = direct ? "HIER_DIRECT" : "HIER_NONE";

@@ -8,6 +8,8 @@
 //   Relay     request head sent; request body and response stream with watermarks; timer =
 //             first-byte deadline until the response head, then idle
 //   Tunnel    CONNECT answered 200; opaque bytes both ways; timer = tunnel idle
+//   TlsBlockHello  a blocked CONNECT was answered 200; waiting for the ClientHello to mint a leaf
+//             for; then TLS with the client and every request inside gets the block page
 //   Drain     a final response is queued; no more requests; output flushed, write side shut,
 //             then the input is discarded briefly before close (so the client reads our answer)
 //   Closed    callbacks detached; waiting in the worker's deferred-delete queue
@@ -35,7 +37,7 @@ namespace sekisho::server {
 
 class Worker;
 
-enum class ConnState : uint8_t { ReadHead, Resolve, Connect, Relay, Tunnel, Drain, Closed };
+enum class ConnState : uint8_t { ReadHead, Resolve, Connect, Relay, Tunnel, TlsBlockHello, Drain, Closed };
 
 // Why reads on one side are paused; distinct values, never one bool.
 enum class Paused : uint8_t { No, OutFull };
@@ -93,6 +95,10 @@ class ClientConn {
   void tunnelEnded(bool fromClient);
   void trySplice();
   bool checkClientHello();
+  void startTlsBlock(const std::string& reason);
+  void onTlsBlockHello();
+  bool tlsRecordsQueued() const;
+  std::string shownUrl() const;
   std::optional<reputation::Decision> judge(const reputation::LookupKeys& keys, const reputation::Facts& facts) const;
   static void onSpliceProgress(void* ctx, SpliceTunnel::Outcome outcome);
   void enterReadHead();
@@ -125,7 +131,12 @@ class ClientConn {
   bool closeAfter_ = false;    // no further requests on this connection
   bool linger_ = false;        // Drain reads and discards before closing (client bytes may be unread)
   bool clientEof_ = false, upEof_ = false;  // tunnel half-closes
-  bool helloPending_ = false;  // Tunnel: client bytes wait until its ClientHello is read (SNI check)
+  bool helloPending_ = false;
+  bool tlsBlock_ = false;        // the client side is TLS on a minted leaf; requests get the block page
+  std::string tlsBlockReason_, tlsBlockHost_;
+  uint16_t tlsBlockPort_ = 443;
+  bool lingering_ = false;       // Drain: our answer is out and the write side is shut
+  uint16_t drainPolls_ = 0;  // Tunnel: client bytes wait until its ClientHello is read (SNI check)
   size_t headScanned_ = 0;
   uint64_t lastActivityMs_ = 0;
   uint64_t timerDueMs_ = 0;

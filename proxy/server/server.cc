@@ -92,6 +92,30 @@ Result<std::shared_ptr<const reputation::EmbeddedStore>> openReputation(const co
   return std::shared_ptr<const reputation::EmbeddedStore>(store);
 }
 
+// Client-facing TLS: 1.2 and 1.3 only, AEAD suites with forward secrecy (what a current browser
+// offers, nothing weaker), HTTP/1.1 by ALPN, no renegotiation.
+int selectAlpn(SSL*, const unsigned char** out, unsigned char* outLen, const unsigned char* in, unsigned inLen, void*) {
+  static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  unsigned char* sel = nullptr;
+  if (SSL_select_next_proto(&sel, outLen, kHttp11, sizeof kHttp11, in, inLen) != OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_NOACK;
+  *out = sel;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+std::shared_ptr<SSL_CTX> makeClientTlsContext() {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx) return nullptr;
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_cipher_list(ctx,
+                          "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                          "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
+  SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384");
+  SSL_CTX_set_alpn_select_cb(ctx, &selectAlpn, nullptr);
+  return std::shared_ptr<SSL_CTX>(ctx, &SSL_CTX_free);
+}
+
 log::Level levelOf(const std::string& s) {
   if (s == "debug") return log::Level::Debug;
   if (s == "warn") return log::Level::Warn;
@@ -376,6 +400,12 @@ int run(config::ConfigPtr cfg, const RunOptions& opts) {
       return 1;
     }
     facts->ca = *loaded;
+    facts->leafCache = std::make_shared<ca::CertCache>(10000);
+    facts->clientTls = makeClientTlsContext();
+    if (!facts->clientTls) {
+      SLOG_ERROR("tls: cannot set up the client-side TLS context");
+      return 1;
+    }
     SLOG_INFO("ca: %s (SHA-256 %s); users install it from /ca", cfg->ca.cert.c_str(), facts->ca->fingerprint().c_str());
   }
 

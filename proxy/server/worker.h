@@ -28,6 +28,8 @@ namespace sekisho::server {
 
 class ClientConn;
 
+using SslCtxPtrShared = std::shared_ptr<SSL_CTX>;
+
 // Facts every worker reads and nobody changes after start-up.
 struct SharedFacts {
   std::vector<net::SocketAddr> listeners;    // bound proxy listeners
@@ -36,6 +38,8 @@ struct SharedFacts {
   std::shared_ptr<const HostsMap> hosts;     // /etc/hosts
   std::shared_ptr<const ca::Ca> ca;          // the enterprise CA (null when tls.intercept is off)
   std::shared_ptr<const reputation::EmbeddedStore> reputation;  // the store at start-up
+  std::shared_ptr<ca::CertCache> leafCache;  // minted leaves, shared by all workers
+  SslCtxPtrShared clientTls;                 // client-facing TLS (block pages over HTTPS)
 };
 
 class Worker {

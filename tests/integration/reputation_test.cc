@@ -46,12 +46,18 @@ TEST_F(ProxyReputation, BlocksListedDomainAndItsSubdomainsBeforeContactingTheOri
   EXPECT_EQ(ok.status, 200) << ok.summary();
 }
 
-TEST_F(ProxyReputation, BlocksConnectToListedHost) {
+TEST_F(ProxyReputation, BlocksConnectToListedHostWithoutContactingIt) {
   ASSERT_NO_FATAL_FAILURE(startWithLists());
-  Response r = viaProxy("CONNECT bad.example:443 HTTP/1.1\r\nHost: bad.example:443\r\n\r\n");
-  ASSERT_TRUE(r.complete) << r.summary();
-  EXPECT_EQ(r.status, 403);
+  // A blocked CONNECT is answered 200 so that a TLS client can be shown the block page (see
+  // ShowsTheBlockPageOverHttps...); a client that does not speak TLS inside is simply closed.
+  long before = origin().requestCount();
+  Client c(proxy().port());
+  Response r = c.roundTrip("CONNECT bad.example:443 HTTP/1.1\r\nHost: bad.example:443\r\n\r\n");
+  EXPECT_EQ(r.status, 200) << r.summary();
+  ASSERT_TRUE(c.send("GET / HTTP/1.1\r\nHost: bad.example\r\n\r\n"));
+  EXPECT_TRUE(c.waitClosed(Millis(5000)));
   EXPECT_TRUE(proxy().waitLogLineWith("CONNECT bad.example:443", "reason=reputation_block"));
+  EXPECT_EQ(origin().requestCount(), before);
 }
 
 TEST_F(ProxyReputation, BlocksAddressesInListedNetworksAfterResolving) {
@@ -102,6 +108,23 @@ TEST_F(ProxyReputation, ReloadMakesAChangedListLiveWithoutRestart) {
       << "fine.test still allowed after the reload";
   EXPECT_EQ(proxy().pid(), pid);
   EXPECT_TRUE(proxy().child().running());
+}
+
+TEST_F(ProxyReputation, ShowsTheBlockPageOverHttpsOnALeafTheClientTrusts) {
+  ASSERT_NO_FATAL_FAILURE(startWithLists());
+  // curl trusts only the proxy's CA (created next to the config): the page arrives over verified
+  // TLS instead of a connection error, and no origin is contacted.
+  RunResult r = runToCompletion("curl",
+                                {"/usr/bin/curl", "-sS", "--max-time", "10", "--cacert", env_.path("ca.crt"), "-x",
+                                 "http://" + proxy().authority(), "-w", "\n%{http_code} %{ssl_verify_result}",
+                                 "https://www.bad.example/login?next=<b>"},
+                                env_.dir(), Millis(15000));
+  ASSERT_TRUE(r.exitedWith(0)) << describeStatus(r.status) << r.err;
+  EXPECT_NE(r.out.find("\n403 0"), std::string::npos) << r.out.substr(r.out.size() > 200 ? r.out.size() - 200 : 0);
+  EXPECT_NE(r.out.find("https://www.bad.example/login?next=&lt;b&gt;"), std::string::npos) << "URL shown, escaped";
+  EXPECT_EQ(r.out.find("<b>"), std::string::npos);
+  EXPECT_TRUE(proxy().waitLogLineWith("CONNECT www.bad.example:443", "reason=reputation_block"));
+  EXPECT_TRUE(proxy().waitLogLineWith("GET https://www.bad.example/login", "reason=reputation_block"));
 }
 
 }  // namespace
