@@ -1,6 +1,7 @@
 // The pages the proxy writes itself, as a real browser shows them: headless Chromium (Debian's
 // chromium package) configured to use the proxy, with loopback forced through it.
 #include <sys/stat.h>
+#include <unistd.h>
 
 
 #include "tests/integration/harness.h"
@@ -32,13 +33,26 @@ class ProxyBrowser : public ProxyTest {
   // Loads `url` through the proxy and returns the DOM Chromium rendered.
   RunResult load(const std::string& url, const std::string& lang) {
     std::string profile = env_.path("chromium-" + std::to_string(++runs_));
-    return runToCompletion("chromium", {chromiumPath(), "--headless", "--no-sandbox", "--disable-gpu",
+    // HOME holds the NSS database where trustCa() puts the proxy's CA (Chromium on Linux reads it).
+    return runToCompletion("chromium", {"/usr/bin/env", "HOME=" + env_.dir(), chromiumPath(), "--headless", "--no-sandbox", "--disable-gpu",
                                         "--no-first-run", "--disable-background-networking",
                                         "--disable-component-update", "--disable-sync", "--disable-quic",
                                         "--user-data-dir=" + profile, "--lang=" + lang, "--accept-lang=" + lang,
                                         "--proxy-server=http://" + proxy().authority(),
                                         "--proxy-bypass-list=<-loopback>", "--dump-dom", url},
                            env_.dir(), Millis(60000));
+  }
+  // Trusts the proxy's CA the way an admin would on a Linux desktop (libnss3-tools' certutil).
+  bool trustCa() {
+    std::string db = "sql:" + env_.dir() + "/.pki/nssdb";
+    mkdir((env_.dir() + "/.pki").c_str(), 0700);
+    mkdir((env_.dir() + "/.pki/nssdb").c_str(), 0700);
+    RunResult init = runToCompletion("certutil-init", {"/usr/bin/certutil", "-d", db, "-N", "--empty-password"},
+                                     env_.dir(), Millis(20000));
+    RunResult add = runToCompletion("certutil-add", {"/usr/bin/certutil", "-d", db, "-A", "-t", "C,,", "-n",
+                                                     "sekisho-test", "-i", env_.path("ca.crt")},
+                                    env_.dir(), Millis(20000));
+    return init.exitedWith(0) && add.exitedWith(0);
   }
   int runs_ = 0;
 };
@@ -66,6 +80,24 @@ TEST_F(ProxyBrowser, SpeaksJapaneseToAJapaneseBrowser) {
   RunResult r = load("http://127.0.0.1:81/", "ja");
   ASSERT_TRUE(r.status) << "chromium did not finish";
   EXPECT_NE(r.out.find("lang=\"ja\""), std::string::npos) << r.out.substr(0, 2000) << r.err.substr(0, 2000);
+}
+
+TEST_F(ProxyBrowser, ShowsTheBlockPageForAnHttpsSiteInsteadOfAConnectionError) {
+  if (!chromiumPath() || access("/usr/bin/certutil", X_OK) != 0)
+    GTEST_SKIP() << "chromium or certutil missing (scripts/install-deps.sh --test installs them)";
+  ASSERT_NO_FATAL_FAILURE(startOrigin());
+  ASSERT_TRUE(writeFileAtomic(env_.path("c2.txt"), "bad.example\n"));
+  ProxyConfig cfg = env_.proxyConfig();
+  cfg.extra = "reputation:\n  lists: [{file: c2.txt, format: domains, category: c2}]\n";
+  ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
+  ASSERT_TRUE(trustCa());
+  RunResult r = load("https://www.bad.example/invoice.exe", "en-US");
+  ASSERT_TRUE(r.status) << "chromium did not finish";
+  EXPECT_NE(r.out.find("blocked for your protection"), std::string::npos) << r.out.substr(0, 1500) << r.err.substr(0, 1500);
+  EXPECT_NE(r.out.find("domain:bad.example"), std::string::npos);
+  std::string ref = findRefId(r.out);
+  ASSERT_FALSE(ref.empty());
+  EXPECT_TRUE(proxy().waitLogLineWith(ref, "reason=reputation_block"));
 }
 
 }  // namespace
