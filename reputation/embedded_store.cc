@@ -497,7 +497,8 @@ std::vector<Match> EmbeddedStore::lookup(const LookupKeys& keys) const {
     hostPath = u.substr(0, u.find('?'));
   }
 
-  for (const auto& [name, idx] : snap->sources) {
+  for (const auto& source : snap->sources) {
+    const auto& idx = source.second;  // not a structured binding: clang 14 cannot capture those
     auto hit = [&](uint32_t i) {
       if (i != kEmpty) out.push_back(idx->toMatch(i));
     };
