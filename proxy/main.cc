@@ -40,6 +40,20 @@ bool fileExists(const std::string& p) {
   return stat(p.c_str(), &st) == 0;
 }
 
+// The configuration the server and every subcommand use: --config FILE, else ./sekisho.yaml,
+// else the built-in defaults. Prints the error and returns null when the file is bad;
+// `path` becomes the file actually used ("" for defaults).
+config::ConfigPtr loadConfig(std::string& path, bool given) {
+  if (!given && fileExists("sekisho.yaml")) path = "sekisho.yaml";
+  if (path.empty()) return config::defaults();
+  auto loaded = config::loadFile(path);
+  if (!loaded) {
+    fprintf(stderr, "%s\n", loaded.error().detail.c_str());
+    return nullptr;
+  }
+  return *loaded;
+}
+
 int checkConfig(const std::string& path) {
   auto cfg = config::loadFile(path);
   if (!cfg) {
@@ -100,18 +114,8 @@ int main(int argc, char** argv) {
   }
   if (command == "ca" || command == "feed" || command == "lookup") {
     // Subcommands work on the same files and stores as the server with the same --config.
-    config::ConfigPtr cfg;
-    if (!configGiven && fileExists("sekisho.yaml")) configPath = "sekisho.yaml";
-    if (configPath.empty()) {
-      cfg = config::defaults();
-    } else {
-      auto loaded = config::loadFile(configPath);
-      if (!loaded) {
-        fprintf(stderr, "%s\n", loaded.error().detail.c_str());
-        return 1;
-      }
-      cfg = *loaded;
-    }
+    config::ConfigPtr cfg = loadConfig(configPath, configGiven);
+    if (!cfg) return 1;
     if (command == "lookup") return reputation::lookupCommand(cfg->baseDir, rest);
     if (command == "feed") {
       if (rest.empty() || rest.front() != "import") {
@@ -150,17 +154,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  config::ConfigPtr cfg;
-  if (!configGiven && fileExists("sekisho.yaml")) configPath = "sekisho.yaml";
-  if (configPath.empty()) {
-    cfg = config::defaults();
-  } else {
-    auto loaded = config::loadFile(configPath);
-    if (!loaded) {
-      fprintf(stderr, "%s\n", loaded.error().detail.c_str());
-      return 1;
-    }
-    cfg = *loaded;
-  }
+  config::ConfigPtr cfg = loadConfig(configPath, configGiven);
+  if (!cfg) return 1;
   return server::run(cfg, server::RunOptions{configPath});
 }
