@@ -195,6 +195,41 @@ constexpr ReasonText kReasons[] = {
      {"サイトが接続を切断しました", "サイトが、応答を最後まで送信する前に接続を切断しました。",
       "ページを再読み込みしてください。繰り返し発生する場合は、サイトに問題が起きている可能性が"
       "あります。"}},
+    {"upstream_cert_invalid",
+     {"The site's security certificate is not trustworthy",
+      "The proxy checks every secure site's certificate the way your browser would, and this "
+      "site's certificate failed a check (named in the details below). Someone may be "
+      "impersonating the site, or the site is misconfigured. The page was not loaded.",
+      "Do not enter passwords or personal data on this site. If it is a site you need for your "
+      "work, tell the site's owner or your network administrator, quoting the reference ID; the "
+      "proxy never lets a bad certificate through, so the site itself must be fixed."},
+     {"このサイトのセキュリティ証明書は信頼できません",
+      "プロキシは、ブラウザーと同じようにすべての安全なサイトの証明書を確認しています。このサイトの"
+      "証明書は確認に失敗しました（詳細は下に表示されています）。第三者がサイトになりすましているか、"
+      "サイトの設定に誤りがある可能性があります。ページは読み込まれていません。",
+      "このサイトでパスワードや個人情報を入力しないでください。業務に必要なサイトの場合は、参照 ID を"
+      "添えてサイトの管理者またはネットワーク管理者にご連絡ください。プロキシは不正な証明書を"
+      "通過させないため、サイト側での修正が必要です。"}},
+    {"upstream_tls_failed",
+     {"A secure connection to the site could not be made",
+      "The proxy could not complete a secure (TLS) connection with the site: the details below "
+      "say why. Sites that only offer outdated encryption are refused, because it can be broken.",
+      "Try again later. If it keeps happening, the site needs to update its server; tell your "
+      "network administrator, quoting the reference ID."},
+     {"サイトとの安全な接続を確立できませんでした",
+      "プロキシはサイトとの安全な接続（TLS）を完了できませんでした。理由は下の詳細に表示されています。"
+      "古い暗号方式しか提供しないサイトは、解読されるおそれがあるため接続を拒否します。",
+      "時間をおいて、もう一度お試しください。繰り返し発生する場合はサイト側のサーバー更新が必要です。"
+      "参照 ID を添えてネットワーク管理者にご連絡ください。"}},
+    {"misdirected_request",
+     {"The request was sent on the wrong connection",
+      "The browser sent a request for one site on a secure connection that was opened for another.",
+      "Reload the page. If it keeps happening, tell your network administrator, quoting the "
+      "reference ID."},
+     {"リクエストが別の接続に送信されました",
+      "ブラウザーが、別のサイト用に開かれた安全な接続で、このサイトへのリクエストを送信しました。",
+      "ページを再読み込みしてください。繰り返し発生する場合は、参照 ID を添えてネットワーク管理者に"
+      "ご連絡ください。"}},
     {"loop_detected",
      {"The request is going round in a loop",
       "The request came back to this proxy after it had already passed through it: proxies are "

@@ -68,6 +68,7 @@ struct Config {
     bool intercept = true;
     std::vector<std::string> noIntercept;  // "host" or "*.domain"
     std::string upstreamCaFile;
+    Millis rememberFor{3'600'000};  // client-certificate and pinned hosts stay tunnelled this long
   } tls;
   struct {
     std::string store = "embedded";  // "embedded" or "redis://host:port/db"

@@ -16,9 +16,16 @@
 #include "proxy/server/splice_tunnel.h"
 #include "proxy/server/worker.h"
 #include <event2/bufferevent_ssl.h>
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <unistd.h>
+
+#include "proxy/server/aia_fetch.h"
 #include "reputation/normalize.h"
-#include "tls-mitm/client_hello.h"
 #include "reputation/policy.h"
+#include "tls-mitm/bump_decision.h"
+#include "tls-mitm/client_hello.h"
+#include "tls-mitm/origin_tls.h"
 
 namespace sekisho::server {
 
@@ -61,10 +68,12 @@ void addStr(evbuffer* b, std::string_view s) { evbuffer_add(b, s.data(), s.size(
 // Writes what a bufferevent's output holds right away, while its write event is off, and turns
 // the event on only for what the socket would not take. Most responses leave in one writev with
 // no epoll change at all (libevent would add and remove EPOLLOUT for each of them).
+bool isTlsBev(bufferevent* bev) { return bufferevent_openssl_get_ssl(bev) != nullptr; }
+
 void kick(bufferevent* bev) {
   evbuffer* out = bufferevent_get_output(bev);
   if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE)) return;
-  if (bufferevent_get_underlying(bev)) {  // a TLS filter: its bytes must go through OpenSSL
+  if (isTlsBev(bev)) {  // TLS: its bytes must go through OpenSSL
     bufferevent_enable(bev, EV_WRITE);
     return;
   }
@@ -74,7 +83,7 @@ void kick(bufferevent* bev) {
 
 // Called from a write callback: the output has drained, so the event goes off again.
 void quietIfEmpty(bufferevent* bev) {
-  if (bufferevent_get_underlying(bev)) return;  // a TLS filter keeps its write side on
+  if (isTlsBev(bev)) return;  // TLS keeps its write side on
   if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) bufferevent_disable(bev, EV_WRITE);
 }
 }  // namespace
@@ -102,6 +111,8 @@ struct ClientConn::Exchange {
   std::string refId;
   std::string detail;
   const char* squidCode = "TCP_MISS";
+  const char* mode = nullptr;   // access-log mode when not derived from squidCode ("bump")
+  bool upTls = false;           // `up` is a verified TLS connection (intercepted requests)
   std::string contentType;
   uint64_t tunnelToClient = 0;
   std::unique_ptr<SpliceTunnel> splice;  // set once the tunnel runs on splice(2)
@@ -205,6 +216,7 @@ void ClientConn::onClientReadable() noexcept {
       break;
     case ConnState::Tunnel: tunnelRelay(client_.get(), ex_->up.get(), clientPaused_); break;
     case ConnState::TlsBlockHello: onTlsBlockHello(); break;
+    case ConnState::BumpHello: onBumpHello(false); break;
     case ConnState::Drain: {
       // Lingering close: discard what the client still sends, within bounds.
       evbuffer* in = bufferevent_get_input(client_.get());
@@ -327,9 +339,10 @@ void ClientConn::handleRequest(http::RequestHead head) {
     return respondError(403, Reason::ClientNotAllowed, "client " + peer_.ipString() + " is not in allow_clients");
   }
   if (tlsBlock_) {
-    ex_->squidCode = "TCP_DENIED";
-    return respondError(403, Reason::ReputationBlock, tlsBlockReason_);
+    if (tlsDenyStatus_ == 403) ex_->squidCode = "TCP_DENIED";
+    return respondError(tlsDenyStatus_, tlsDenyReason_, tlsBlockReason_);
   }
+  if (bump_) return handleBumpedRequest();
   if (targetsSelf(req)) return serveSelf();
   if (viaLoop(req)) {
     ex_->squidCode = "TCP_DENIED";
@@ -423,7 +436,7 @@ bool ClientConn::checkReputation(const std::vector<net::SocketAddr>* addrs) {
     facts.ips = *addrs;
   } else {
     if (!isConnect) {
-      auto u = reputation::normalizeUrl(req.target);
+      auto u = reputation::normalizeUrl(bump_ ? std::string_view(shownUrl()) : req.target);
       if (u) url = std::move(*u);
     }
     auto h = reputation::normalizeHost(req.host);
@@ -481,9 +494,12 @@ void ClientConn::startTlsBlock(const std::string& reason) {
 std::string ClientConn::shownUrl() const {
   const auto& req = ex_->req;
   if (req.form == http::TargetForm::Authority) return req.host + ":" + std::to_string(req.port);
-  if (tlsBlock_ && req.form == http::TargetForm::Origin) {
-    std::string u = "https://" + tlsBlockHost_;
-    if (tlsBlockPort_ != 443) u += ":" + std::to_string(tlsBlockPort_);
+  if ((tlsBlock_ || bump_) && req.form == http::TargetForm::Origin) {
+    const std::string& host = bump_ ? bump_->host : tlsBlockHost_;
+    uint16_t port = bump_ ? bump_->port : tlsBlockPort_;
+    bool v6 = host.find(':') != std::string::npos;
+    std::string u = v6 ? "https://[" + host + "]" : "https://" + host;
+    if (port != 443) u += ":" + std::to_string(port);
     return u.append(req.target);
   }
   return std::string(req.target);
@@ -525,20 +541,7 @@ void ClientConn::onTlsBlockHello() {
   }
   for (const auto& c : authority.chain()) SSL_add1_chain_cert(ssl, c.get());
   logExchange();  // the CONNECT line: TCP_DENIED, reason and the reference id
-  // The filter takes the plain bufferevent (and the ClientHello still in its input) with it.
-  bufferevent* plain = client_.release();
-  bufferevent_setcb(plain, nullptr, nullptr, nullptr, nullptr);
-  bufferevent* tls = bufferevent_openssl_filter_new(w_.base(), plain, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                    BEV_OPT_CLOSE_ON_FREE);
-  if (!tls) {
-    SSL_free(ssl);
-    bufferevent_free(plain);
-    client_.reset(bufferevent_socket_new(w_.base(), -1, 0));  // keeps close() simple
-    return close();
-  }
-  client_.reset(tls);
-  bufferevent_setcb(tls, &clientReadCb, &clientWriteCb, &clientEventCb, this);
-  bufferevent_enable(tls, EV_READ | EV_WRITE);
+  if (!wrapClientTls(ssl)) return close();
   tlsBlock_ = true;
   tlsBlockHost_ = ex_->req.host;
   tlsBlockPort_ = ex_->req.port;
@@ -551,9 +554,10 @@ void ClientConn::connectUpstream() {
   ex_->dest = ex_->addrs[ex_->addrIndex];
   bool isConnect = ex_->req.method == "CONNECT";
   if (!isConnect && !ex_->retried) {
-    if (BevPtr pooled = w_.pool().take(ex_->dest)) {
+    if (BevPtr pooled = bump_ ? w_.pool().take(bump_->poolKey) : w_.pool().take(ex_->dest)) {
       ex_->up = std::move(pooled);
       ex_->upReused = true;
+      ex_->upTls = bump_ != nullptr;
       w_.metrics().upstreamReuses.fetch_add(1, std::memory_order_relaxed);
       bufferevent_setcb(ex_->up.get(), &upReadCb, &upWriteCb, &upEventCb, this);
       onUpstreamConnected();
@@ -573,6 +577,9 @@ void ClientConn::connectUpstream() {
 
 void ClientConn::onUpstreamConnected() {
   const auto& cfg = *w_.config();
+  // Inside an intercepted connection a new TCP connection first gets its TLS handshake and
+  // verification (BumpUpstream), then comes back here with upTls set.
+  if (bump_ && !fallbackTunnel_ && !ex_->upTls) return startBumpUpstream();
   evutil_socket_t fd = bufferevent_getfd(ex_->up.get());
   if (!ex_->upReused) setNoDelay(fd);
   tuneBev(ex_->up.get(), cfg.limits.bufferBytes);
@@ -599,7 +606,7 @@ void ClientConn::startRelay() {
   if (v6) h.append("[");
   h.append(req.host);
   if (v6) h.append("]");
-  if (req.port != 80) h.append(":").append(std::to_string(req.port));
+  if (req.port != (bump_ ? 443 : 80)) h.append(":").append(std::to_string(req.port));
   h.append("\r\n");
   const http::Header* connection = req.headers.find("connection");
   for (const auto& f : req.headers.items) {
@@ -831,7 +838,10 @@ void ClientConn::finishExchange() {
   logExchange();
   if (reusable) {
     bufferevent_setcb(ex_->up.get(), nullptr, nullptr, nullptr, nullptr);
-    w_.pool().put(ex_->dest, std::move(ex_->up));
+    if (bump_ && ex_->upTls)
+      w_.pool().put(bump_->poolKey, std::move(ex_->up));
+    else
+      w_.pool().put(ex_->dest, std::move(ex_->up));
   } else {
     freeUpstream();
   }
@@ -853,7 +863,13 @@ void ClientConn::onUpstreamEvent(short what) noexcept {
   if (!ex_) return;
   if (what & BEV_EVENT_CONNECTED) {
     if (state_ == ConnState::Connect) onUpstreamConnected();
+    else if (state_ == ConnState::BumpUpstream) onBumpUpstreamReady();
     return;
+  }
+  if (state_ == ConnState::BumpUpstream) return onBumpUpstreamFailed(what);
+  if (state_ == ConnState::BumpHello) {
+    // The origin closed while we waited for the client's hello: nothing to tunnel or bump.
+    return respondError(502, Reason::UpstreamReset, "the origin closed the connection before TLS started");
   }
   int err = EVUTIL_SOCKET_ERROR();
   if (state_ == ConnState::Connect) {
@@ -893,7 +909,35 @@ void ClientConn::onUpstreamEvent(short what) noexcept {
 }
 
 void ClientConn::onClientEvent(short what) noexcept {
-  if (what & BEV_EVENT_CONNECTED) return;  // a TLS handshake with the client finished
+  if (what & BEV_EVENT_CONNECTED) {  // a TLS handshake with the client finished
+    if (bump_) bump_->clientHandshakeDone = true;
+    return;
+  }
+  if (bump_ && !bump_->clientHandshakeDone) {
+    // The client refused our minted certificate (an alert right after our Certificate): an app
+    // that pins its server's key, or a device without the CA. Remembered for this client and
+    // host, so the next connection is tunnelled instead of failing again.
+    w_.metrics().clientTlsFailed.fetch_add(1, std::memory_order_relaxed);
+    bool rejectedCert = false;
+    std::string why;
+    while (unsigned long e = bufferevent_get_openssl_error(client_.get())) {
+      int r = ERR_GET_REASON(e);
+      rejectedCert |= r == SSL_R_TLSV1_ALERT_UNKNOWN_CA || r == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ||
+                      r == SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN || r == SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE ||
+                      r == SSL_R_TLSV1_ALERT_ACCESS_DENIED || r == SSL_R_TLSV1_ALERT_DECRYPT_ERROR;
+      if (const char* t = ERR_reason_error_string(e)) why = t;
+    }
+    std::string key = peer_.ipString() + "|" + bump_->host + ":" + std::to_string(bump_->port);
+    if (rejectedCert && w_.facts().remembered &&
+        w_.facts().remembered->remember(key, mitm::RememberKind::Pinned, time_t(nowMs() / 1000)))
+      SLOG_INFO("tls: client %s rejected the certificate minted for %s:%u (%s); tunnelling it there for %lld s",
+                peer_.ipString().c_str(), bump_->host.c_str(), unsigned(bump_->port), why.c_str(),
+                (long long)(w_.config()->tls.rememberFor.count() / 1000));
+    else
+      SLOG_DEBUG("tls: handshake with client %s for %s failed: %s", peer_.ipString().c_str(), bump_->host.c_str(),
+                 why.empty() ? "closed" : why.c_str());
+    return close();
+  }
   if (state_ == ConnState::Tunnel && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) return tunnelEnded(true);
   if (state_ == ConnState::ReadHead && !headStarted_) return close();  // a keep-alive client went away
   // The client went away mid-exchange (or reset): nothing more to send anyone.
@@ -903,6 +947,23 @@ void ClientConn::onClientEvent(short what) noexcept {
 
 // ---------------------------------------------------------------- CONNECT tunnel
 void ClientConn::startTunnel() {
+  if (fallbackTunnel_) return enterTunnelAfterHello("client_cert_required");
+  if (interceptPossible()) {
+    // Answer, then read the client's ClientHello before deciding: the bytes stay buffered, so
+    // a tunnel still gets them untouched.
+    static constexpr std::string_view k200 = "HTTP/1.1 200 Connection established\r\n\r\n";
+    addStr(bufferevent_get_output(client_.get()), k200);
+    kick(client_.get());
+    ex_->status = 200;
+    ex_->respHeadSent = true;
+    ex_->headBytesToClient = k200.size();
+    setState(ConnState::BumpHello);
+    bufferevent_disable(ex_->up.get(), EV_READ);  // the origin speaks after the hello anyway
+    bufferevent_enable(client_.get(), EV_READ);
+    armTimer(w_.config()->timeouts.requestHeader);
+    if (evbuffer_get_length(bufferevent_get_input(client_.get()))) onBumpHello(false);
+    return;
+  }
   setState(ConnState::Tunnel);
   w_.metrics().tunnels.fetch_add(1, std::memory_order_relaxed);
   static constexpr std::string_view k200 = "HTTP/1.1 200 Connection established\r\n\r\n";
@@ -960,6 +1021,353 @@ bool ClientConn::checkClientHello() {
             unsigned(ex_->req.port), o.info.sni.c_str(), d->reason.c_str(), ex_->refId.c_str());
   close();
   return false;
+}
+
+// ---------------------------------------------------------------- TLS interception
+bool ClientConn::interceptPossible() const {
+  const auto& f = w_.facts();
+  return f.ca && f.clientTls && f.originTls && w_.config()->tls.intercept;
+}
+
+bool ClientConn::clientIsTls() const { return bufferevent_openssl_get_ssl(client_.get()) != nullptr; }
+
+// The reputation verdict on a ClientHello's SNI (a client may CONNECT to one name and ask for
+// another inside); nullopt when nothing matched or the name cannot be checked.
+std::optional<reputation::Decision> ClientConn::judgeSni(const std::string& sni) {
+  auto host = reputation::normalizeHost(sni);
+  if (!w_.reputation() || !host) return std::nullopt;
+  reputation::LookupKeys keys;
+  keys.host = &*host;
+  reputation::Facts facts;
+  facts.host = host->host;
+  facts.client = peer_.ipString();
+  facts.now = int64_t(nowMs() / 1000);
+  return judge(keys, facts);
+}
+
+// BumpHello: the ClientHello decides. Nothing of the client's has been consumed, so every
+// outcome still has the original bytes: a tunnel forwards them, OpenSSL reads them.
+void ClientConn::onBumpHello(bool timedOut) {
+  const auto& cfg = *w_.config();
+  evbuffer* in = bufferevent_get_input(client_.get());
+  mitm::HelloLimits limits;
+  size_t n = std::min(evbuffer_get_length(in), limits.maxHandshakeBytes + 5 * limits.maxRecords);
+  auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, ssize_t(n)));
+  mitm::ParseOutcome o = mitm::peekClientHello(std::string_view(p, n), limits);
+  if (o.status == mitm::HelloStatus::NeedMore && !timedOut && n < limits.maxHandshakeBytes + 5 * limits.maxRecords)
+    return;
+  mitm::BumpFacts f;
+  f.connectHost = ex_->req.host;
+  f.port = ex_->req.port;
+  switch (o.status) {
+    case mitm::HelloStatus::Parsed: f.helloState = mitm::HelloState::Parsed; f.hello = &o.info; break;
+    case mitm::HelloStatus::NotTls: f.helloState = mitm::HelloState::NotTls; break;
+    case mitm::HelloStatus::Malformed: f.helloState = mitm::HelloState::Malformed; break;
+    default: f.helloState = mitm::HelloState::Unreadable; break;
+  }
+  f.interceptEnabled = cfg.tls.intercept;
+  std::string name = ex_->req.host;
+  if (o.status == mitm::HelloStatus::Parsed && o.info.sniStatus == mitm::SniStatus::Valid) name = o.info.sni;
+  for (const auto& pat : cfg.tls.noIntercept)
+    f.noIntercept |= mitm::matchesPattern(ex_->req.host, pat) || mitm::matchesPattern(name, pat);
+  time_t now = time_t(nowMs() / 1000);
+  std::string hostPort = name + ":" + std::to_string(ex_->req.port);
+  if (auto* rem = w_.facts().remembered.get()) {
+    f.rememberedClientCert = rem->check(hostPort, mitm::RememberKind::ClientCert, now);
+    f.rememberedPinned = rem->check(peer_.ipString() + "|" + hostPort, mitm::RememberKind::Pinned, now);
+  }
+  std::optional<reputation::Decision> sniVerdict;
+  if (name != ex_->req.host) sniVerdict = judgeSni(name);
+  if (sniVerdict && sniVerdict->outcome == reputation::Decision::Outcome::Block) {
+    f.verdict = mitm::HostVerdict::Block;
+    f.verdictReason = sniVerdict->reason;
+  }
+  mitm::BumpDecision d = mitm::decideBump(f);
+  switch (d.action) {
+    case mitm::BumpAction::Tunnel:
+      return enterTunnelAfterHello(d.reason);
+    case mitm::BumpAction::Block:
+      if (d.reason == "host_blocked") {
+        ex_->squidCode = "TCP_DENIED";
+        ex_->refId = w_.newRefId();
+        freeUpstream();
+        tlsDenyStatus_ = 403;
+        tlsDenyReason_ = Reason::ReputationBlock;
+        tlsBlockReason_ = d.detail;
+        ex_->reason = Reason::ReputationBlock;
+        ex_->detail = d.detail;
+        w_.metrics().byReason[size_t(Reason::ReputationBlock)].fetch_add(1, std::memory_order_relaxed);
+        setState(ConnState::TlsBlockHello);
+        return onTlsBlockHello();
+      }
+      // A malformed hello or domain fronting: no page the client could read; the log says why.
+      ex_->squidCode = "TCP_DENIED";
+      ex_->reason = Reason::BadRequest;
+      ex_->detail = std::string(d.reason) + (d.detail.empty() ? "" : ": " + d.detail) +
+                    (o.reason.empty() ? "" : " (" + o.reason + ")");
+      ex_->refId = w_.newRefId();
+      w_.metrics().byReason[size_t(Reason::BadRequest)].fetch_add(1, std::memory_order_relaxed);
+      SLOG_INFO("tls: CONNECT %s:%u from %s refused: %s", ex_->req.host.c_str(), unsigned(ex_->req.port),
+                peer_.ipString().c_str(), ex_->detail.c_str());
+      return close();
+    case mitm::BumpAction::Intercept:
+      bumpName_ = d.mintFor;
+      aiaFetches_ = 0;
+      return startBumpUpstream();
+  }
+}
+
+// A CONNECT that stays opaque after its ClientHello was read: the tunnel starts with the bytes
+// already buffered (the 200 is out).
+void ClientConn::enterTunnelAfterHello(std::string_view why) {
+  setState(ConnState::Tunnel);
+  w_.metrics().tunnels.fetch_add(1, std::memory_order_relaxed);
+  w_.metrics().bumpTunnelled.fetch_add(1, std::memory_order_relaxed);
+  ex_->squidCode = "TCP_TUNNEL";
+  ex_->detail.assign(why);
+  helloPending_ = false;
+  SLOG_DEBUG("conn %llu: CONNECT %s:%u tunnelled: %.*s", (unsigned long long)id_, ex_->req.host.c_str(),
+             unsigned(ex_->req.port), int(why.size()), why.data());
+  bufferevent_enable(ex_->up.get(), EV_READ);
+  bufferevent_enable(client_.get(), EV_READ);
+  armTimer(w_.config()->timeouts.tunnelIdle);
+  touch();
+  if (evbuffer_get_length(bufferevent_get_input(ex_->up.get())))
+    tunnelRelay(ex_->up.get(), client_.get(), upPaused_);
+  if (evbuffer_get_length(bufferevent_get_input(client_.get())))
+    tunnelRelay(client_.get(), ex_->up.get(), clientPaused_);
+  else
+    trySplice();
+}
+
+// Turns the connected TCP upstream into a TLS client connection for bumpName_ (SNI unless it
+// is an IP). The socket moves to an OpenSSL bufferevent of its own (no filter layer, no extra copy).
+void ClientConn::startBumpUpstream() {
+  const auto& cfg = *w_.config();
+  const std::string& name = bump_ && ex_->req.method != "CONNECT" ? bump_->host : bumpName_;
+  if (bump_ && ex_->req.method != "CONNECT") bumpName_ = bump_->host;
+  evutil_socket_t fd = bufferevent_getfd(ex_->up.get());
+  int tlsFd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  freeUpstream();  // closes the old descriptor; tlsFd keeps the socket
+  SSL* ssl = tlsFd >= 0 ? w_.facts().originTls->newSsl(name) : nullptr;
+  bufferevent* b = ssl ? bufferevent_openssl_socket_new(w_.base(), tlsFd, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                        BEV_OPT_CLOSE_ON_FREE)
+                       : nullptr;
+  if (!b) {
+    if (ssl) SSL_free(ssl);
+    if (tlsFd >= 0) ::close(tlsFd);
+    return ex_->req.method == "CONNECT" ? bumpFailed(502, Reason::UpstreamTlsFailed, "Sekisho could not start TLS.")
+                                        : respondError(502, Reason::UpstreamTlsFailed, "could not start TLS");
+  }
+  bufferevent_openssl_set_allow_dirty_shutdown(b, 1);  // many origins close without close_notify
+  ex_->up.reset(b);
+  ex_->upTls = false;
+  setState(ConnState::BumpUpstream);
+  bufferevent_setcb(b, &upReadCb, &upWriteCb, &upEventCb, this);
+  tuneBev(b, cfg.limits.bufferBytes);
+  bufferevent_enable(b, EV_READ | EV_WRITE);
+  armTimer(cfg.timeouts.connect);
+}
+
+void ClientConn::onBumpUpstreamReady() {
+  SSL* ssl = bufferevent_openssl_get_ssl(ex_->up.get());
+  if (mitm::OriginTls::clientCertRequested(ssl)) return originNeedsClientCert();
+  verifyBumpUpstream();
+}
+
+// The origin asked for a client certificate: only the client has one, so the connection must be
+// the client's own TLS, tunnelled. Remembered, so later connections tunnel at once.
+void ClientConn::originNeedsClientCert() {
+  std::string hostPort = bumpName_ + ":" + std::to_string(bump_ ? bump_->port : ex_->req.port);
+  if (auto* rem = w_.facts().remembered.get(); rem && rem->remember(hostPort, mitm::RememberKind::ClientCert, time_t(nowMs() / 1000)))
+    SLOG_INFO("tls: %s asks for a client certificate; tunnelling it for %lld s", hostPort.c_str(),
+              (long long)(w_.config()->tls.rememberFor.count() / 1000));
+  freeUpstream();
+  if (ex_->req.method != "CONNECT")
+    return respondError(502, Reason::UpstreamTlsFailed,
+                        "the site asks for a client certificate; open it again and it will be passed through unopened");
+  // Our handshake spent the origin connection; a new one carries the client's own hello.
+  fallbackTunnel_ = true;
+  ex_->addrIndex = 0;
+  connectUpstream();
+}
+
+void ClientConn::onBumpUpstreamFailed(short what) {
+  SSL* ssl = bufferevent_openssl_get_ssl(ex_->up.get());
+  if (ssl && mitm::OriginTls::clientCertRequested(ssl)) return originNeedsClientCert();
+  int err = EVUTIL_SOCKET_ERROR();
+  std::string lib;
+  bool oldProtocol = false;
+  while (unsigned long e = bufferevent_get_openssl_error(ex_->up.get())) {
+    int r = ERR_GET_REASON(e);
+    oldProtocol |= r == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION || r == SSL_R_UNSUPPORTED_PROTOCOL ||
+                   r == SSL_R_NO_PROTOCOLS_AVAILABLE || r == SSL_R_WRONG_VERSION_NUMBER;
+    if (const char* t = ERR_reason_error_string(e)) lib = t;
+  }
+  std::string what_;
+  if (oldProtocol)
+    what_ = "The site only offers outdated TLS versions (older than TLS 1.2), which are no longer safe.";
+  else if (!lib.empty())
+    what_ = "The secure (TLS) handshake with the site failed: " + lib + ".";
+  else if ((what & BEV_EVENT_ERROR) && err)
+    what_ = std::string("The connection to the site failed during the TLS handshake: ") + strerror(err) + ".";
+  else
+    what_ = "The site closed the connection during the TLS handshake.";
+  SLOG_INFO("tls: handshake with %s (%s) failed: %s", bumpName_.c_str(), ex_->dest.toString().c_str(), what_.c_str());
+  freeUpstream();
+  if (ex_->req.method == "CONNECT") return bumpFailed(502, Reason::UpstreamTlsFailed, what_);
+  respondError(502, Reason::UpstreamTlsFailed, what_);
+}
+
+// Chain, name, validity and strength of what the origin sent; a missing intermediate is fetched
+// from the AIA URL of the certificate that lacks it (up to three hops) and verification runs again.
+void ClientConn::verifyBumpUpstream() {
+  const auto& origin = *w_.facts().originTls;
+  SSL* ssl = bufferevent_openssl_get_ssl(ex_->up.get());
+  std::vector<X509Ptr> extras;
+  mitm::VerifyOutcome out;
+  for (int hop = 0; hop < 4; ++hop) {
+    std::vector<X509*> raw;
+    for (auto& x : extras) raw.push_back(x.get());
+    out = origin.verify(ssl, bumpName_, raw);
+    if (out.ok || out.code != "missing_intermediate" || out.aiaUrl.empty()) break;
+    bool failed = false;
+    if (X509Ptr c = origin.aia().get(out.aiaUrl, &failed)) {
+      extras.push_back(std::move(c));
+      continue;
+    }
+    if (failed || aiaFetches_ >= 3) break;
+    ++aiaFetches_;
+    w_.metrics().aiaFetches.fetch_add(1, std::memory_order_relaxed);
+    Worker* w = &w_;
+    uint64_t id = id_;
+    fetchAiaIssuer(w_, out.aiaUrl, peer_.isLoopback(), [w, id](const std::string&) {
+      ClientConn* c = w->findConn(id);
+      if (c && c->state_ == ConnState::BumpUpstream && c->ex_ && c->ex_->up) c->verifyBumpUpstream();
+    });
+    return;  // the upstream waits; the connect deadline still runs
+  }
+  if (!out.ok) {
+    w_.metrics().originCertRefused.fetch_add(1, std::memory_order_relaxed);
+    SLOG_INFO("tls: %s (%s): certificate refused: %s: %s", bumpName_.c_str(), ex_->dest.toString().c_str(),
+              out.code.c_str(), out.detail.c_str());
+    freeUpstream();
+    std::string detail = out.what + " [" + out.code + "] " + out.detail;
+    if (ex_->req.method == "CONNECT") return bumpFailed(502, Reason::UpstreamCertInvalid, detail);
+    return respondError(502, Reason::UpstreamCertInvalid, detail);
+  }
+  if (ex_->req.method == "CONNECT") return finishBump(ssl);
+  ex_->upTls = true;
+  onUpstreamConnected();
+}
+
+// The origin is verified: mint (or reuse) its leaf, take the client's TLS on it and serve the
+// requests inside through the ordinary request path.
+void ClientConn::finishBump(SSL* upSsl) {
+  const ca::Ca& authority = *w_.facts().ca;
+  X509* originCert = SSL_get0_peer_certificate(upSsl);
+  std::string name = bumpName_;
+  auto leaf = w_.facts().leafCache->getOrMint(ca::LeafKey{authority.id(), mitm::certSha256Hex(originCert)}, [&]() {
+    return ca::mintLeaf(authority, mitm::leafRequestFromOrigin(originCert, name));
+  });
+  if (!leaf) {
+    SLOG_WARN("tls: minting a leaf for %s failed: %s", name.c_str(), leaf.error().detail.c_str());
+    return bumpFailed(502, Reason::UpstreamTlsFailed, "Sekisho could not create a certificate for this site.");
+  }
+  SSL* ssl = SSL_new(w_.facts().clientTls.get());
+  if (!ssl || SSL_use_certificate(ssl, (*leaf)->cert.get()) != 1 || SSL_use_PrivateKey(ssl, (*leaf)->key.get()) != 1) {
+    if (ssl) SSL_free(ssl);
+    ERR_clear_error();
+    return close();
+  }
+  for (const auto& c : authority.chain()) SSL_add1_chain_cert(ssl, c.get());
+  // Never a stronger protocol towards the client than the origin gave us.
+  SSL_set_max_proto_version(ssl, SSL_version(upSsl));
+  auto b = std::make_unique<Bump>();
+  b->host = name;
+  b->port = ex_->req.port;
+  b->dest = ex_->dest;
+  b->poolKey = UpstreamPool::tlsKey(ex_->dest, name);
+  ex_->squidCode = "NONE_NONE";
+  ex_->mode = "bump";
+  w_.metrics().bumped.fetch_add(1, std::memory_order_relaxed);
+  logExchange();  // the CONNECT line, mode bump
+  // The verified connection waits in the pool for the first request (any connection of this
+  // worker to the same origin name may use it).
+  BevPtr up = std::move(ex_->up);
+  bufferevent_setcb(up.get(), nullptr, nullptr, nullptr, nullptr);
+  w_.pool().put(b->poolKey, std::move(up));
+  bump_ = std::move(b);
+  if (!wrapClientTls(ssl)) return close();
+  firstRequest_ = true;
+  ex_.reset();
+  enterReadHead();
+}
+
+// Interception failed (certificate, handshake, timeout): the client still gets TLS on a leaf
+// minted for the name it asked for, and every request inside gets the page saying what failed.
+void ClientConn::bumpFailed(int status, Reason reason, const std::string& detail) {
+  freeUpstream();
+  ex_->reason = reason;
+  ex_->detail = detail;
+  ex_->refId = w_.newRefId();
+  w_.metrics().byReason[size_t(reason)].fetch_add(1, std::memory_order_relaxed);
+  tlsDenyStatus_ = uint16_t(status);
+  tlsDenyReason_ = reason;
+  tlsBlockReason_ = detail;
+  setState(ConnState::TlsBlockHello);
+  armTimer(w_.config()->timeouts.requestHeader);
+  onTlsBlockHello();
+}
+
+// Replaces the plain client bufferevent with a TLS server filter over it, taking `ssl`; the
+// ClientHello still buffered goes with it. False (and ssl freed) when libevent refuses.
+bool ClientConn::wrapClientTls(SSL* ssl) {
+  bufferevent* plain = client_.release();
+  bufferevent_setcb(plain, nullptr, nullptr, nullptr, nullptr);
+  bufferevent* tls = bufferevent_openssl_filter_new(w_.base(), plain, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+  if (!tls) {
+    SSL_free(ssl);
+    bufferevent_free(plain);
+    client_.reset(bufferevent_socket_new(w_.base(), -1, 0));  // keeps close() simple
+    return false;
+  }
+  bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+  client_.reset(tls);
+  bufferevent_setcb(tls, &clientReadCb, &clientWriteCb, &clientEventCb, this);
+  tuneBev(tls, w_.config()->limits.bufferBytes);
+  bufferevent_enable(tls, EV_READ | EV_WRITE);
+  return true;
+}
+
+// A request inside an intercepted connection: it must address the origin the connection was
+// verified for (Host and any absolute URI), then takes the ordinary path: reputation on the full
+// https:// URL, a pooled verified upstream or a new verified one, the same relay and log.
+void ClientConn::handleBumpedRequest() {
+  auto& req = ex_->req;
+  ex_->mode = "bump";
+  if (req.method == "CONNECT" || req.form == http::TargetForm::Authority || req.form == http::TargetForm::Asterisk)
+    return respondError(400, Reason::BadRequest, "this request form is not accepted inside an intercepted connection");
+  bool sameHost = req.host == bump_->host;
+  bool samePort = req.form == http::TargetForm::Absolute ? req.port == bump_->port
+                                                          : (req.port == bump_->port || req.port == 80);
+  if (req.form == http::TargetForm::Absolute && req.scheme != "https") sameHost = false;
+  if (!sameHost || !samePort) {
+    ex_->squidCode = "TCP_DENIED";
+    return respondError(421, Reason::MisdirectedRequest,
+                        "this connection was opened for " + bump_->host + ", not for " + req.host);
+  }
+  req.host = bump_->host;
+  req.port = bump_->port;
+  req.scheme = "https";
+  if (viaLoop(req)) {
+    ex_->squidCode = "TCP_DENIED";
+    return respondError(508, Reason::LoopDetected, "the request already passed through " + w_.config()->visibleHostname);
+  }
+  if (checkReputation(nullptr)) return;
+  ex_->addrs = {bump_->dest};
+  ex_->addrIndex = 0;
+  connectUpstream();
 }
 
 // Once every buffer of the tunnel is empty (our 200 is out, early client bytes forwarded), the
@@ -1168,9 +1576,16 @@ void ClientConn::onTimer() noexcept {
     case ConnState::Tunnel:
       if (rearmIdle(t.tunnelIdle)) return;
       return close();
+    case ConnState::BumpHello:
+      return onBumpHello(true);
+    case ConnState::BumpUpstream:
+      if (ex_ && ex_->req.method == "CONNECT")
+        return bumpFailed(504, Reason::UpstreamTimeout,
+                          "The site did not complete the TLS handshake within " + std::to_string(t.connect.count() / 1000) + " s.");
+      return respondError(504, Reason::UpstreamTimeout, "the site did not complete the TLS handshake in time");
     case ConnState::Drain:
       // Over TLS, our answer may still sit below the filter as records: give them time to leave.
-      if (tlsBlock_ && drainPolls_++ < 250 && evbuffer_get_length(bufferevent_get_output(client_.get())) == 0 &&
+      if (clientIsTls() && drainPolls_++ < 250 && evbuffer_get_length(bufferevent_get_output(client_.get())) == 0 &&
           !(linger_ && lingering_))
         return onClientDrained();
       return close();
@@ -1208,7 +1623,7 @@ void ClientConn::logExchange() {
   r.hierarchy = direct ? "HIER_DIRECT" : "HIER_NONE";
   r.peer = direct ? ex_->dest.ipString() : "-";
   r.contentType = ex_->contentType.empty() ? "-" : ex_->contentType.substr(0, ex_->contentType.find(';'));
-  r.mode = ex_->squidCode == std::string_view("TCP_TUNNEL") ? "tunnel" : (ex_->squidCode == std::string_view("NONE_NONE") && ex_->reason == Reason::None ? "self" : "http");
+  r.mode = ex_->mode ? ex_->mode : ex_->squidCode == std::string_view("TCP_TUNNEL") ? "tunnel" : (ex_->squidCode == std::string_view("NONE_NONE") && ex_->reason == Reason::None ? "self" : "http");
   r.reason = reasonName(ex_->reason);
   r.refId = ex_->refId;
   log->submit(std::move(r));

@@ -10,13 +10,23 @@
 //   Tunnel    CONNECT answered 200; opaque bytes both ways; timer = tunnel idle
 //   TlsBlockHello  a blocked CONNECT was answered 200; waiting for the ClientHello to mint a leaf
 //             for; then TLS with the client and every request inside gets the block page
+//   BumpHello an allowed CONNECT was answered 200 (origin TCP connected); waiting for the
+//             ClientHello (peeked, never consumed) to decide tunnel | intercept | block;
+//             timer = request-header deadline
+//   BumpUpstream  TLS handshake with the origin in flight (SNI from the hello), then chain
+//             verification, possibly waiting for an AIA fetch; client reads paused; timer = connect
+//             deadline. Success mints a leaf and takes the client's TLS (-> ReadHead, bumped);
+//             failure shows the certificate-error page over TLS.
 //   Drain     a final response is queued; no more requests; output flushed, write side shut,
 //             then the input is discarded briefly before close (so the client reads our answer)
 //   Closed    callbacks detached; waiting in the worker's deferred-delete queue
 // HTTP: ReadHead -> Resolve -> Connect -> Relay -> ReadHead. CONNECT: ReadHead -> Resolve ->
-// Connect -> Tunnel. A refusal or failure goes to Drain; a pooled upstream skips Connect.
+// Connect -> Tunnel, or with interception -> BumpHello -> (Tunnel | BumpUpstream -> ReadHead).
+// Inside an intercepted connection (bump_ set) a request goes ReadHead -> Relay on a pooled,
+// verified TLS upstream, or ReadHead -> Connect -> BumpUpstream -> Relay when none is idle. A refusal or failure goes to Drain; a pooled upstream skips Connect.
 #pragma once
 #include <event2/bufferevent.h>
+#include <openssl/ssl.h>
 
 #include <chrono>
 #include <memory>
@@ -37,7 +47,9 @@ namespace sekisho::server {
 
 class Worker;
 
-enum class ConnState : uint8_t { ReadHead, Resolve, Connect, Relay, Tunnel, TlsBlockHello, Drain, Closed };
+enum class ConnState : uint8_t {
+  ReadHead, Resolve, Connect, Relay, Tunnel, TlsBlockHello, BumpHello, BumpUpstream, Drain, Closed
+};
 
 // Why reads on one side are paused; distinct values, never one bool.
 enum class Paused : uint8_t { No, OutFull };
@@ -95,6 +107,20 @@ class ClientConn {
   void tunnelEnded(bool fromClient);
   void trySplice();
   bool checkClientHello();
+  std::optional<reputation::Decision> judgeSni(const std::string& sni);
+  bool interceptPossible() const;
+  void onBumpHello(bool timedOut);
+  void enterTunnelAfterHello(std::string_view why);
+  void startBumpUpstream();
+  void onBumpUpstreamReady();
+  void onBumpUpstreamFailed(short what);
+  void verifyBumpUpstream();
+  void finishBump(SSL* upSsl);
+  void bumpFailed(int status, Reason reason, const std::string& detail);
+  void originNeedsClientCert();
+  bool wrapClientTls(SSL* ssl);
+  void handleBumpedRequest();
+  bool clientIsTls() const;
   void startTlsBlock(const std::string& reason);
   void onTlsBlockHello();
   bool tlsRecordsQueued() const;
@@ -135,6 +161,20 @@ class ClientConn {
   bool tlsBlock_ = false;        // the client side is TLS on a minted leaf; requests get the block page
   std::string tlsBlockReason_, tlsBlockHost_;
   uint16_t tlsBlockPort_ = 443;
+  uint16_t tlsDenyStatus_ = 403;                    // what the page over TLS says (block, cert error)
+  Reason tlsDenyReason_ = Reason::ReputationBlock;
+  // An intercepted CONNECT, for the rest of the client connection.
+  struct Bump {
+    std::string host;        // the name (or IP) requests must address: SNI, else the CONNECT host
+    uint16_t port = 443;
+    net::SocketAddr dest;    // the origin address the CONNECT resolved to
+    std::string poolKey;     // UpstreamPool::tlsKey(dest, SNI): verified connections to reuse
+    bool clientHandshakeDone = false;
+  };
+  std::unique_ptr<Bump> bump_;
+  std::string bumpName_;        // BumpUpstream: the name sent as SNI and verified
+  bool fallbackTunnel_ = false; // reconnecting in plain TCP to tunnel the client's own hello
+  uint8_t aiaFetches_ = 0;      // AIA fetches for the current verification
   bool lingering_ = false;       // Drain: our answer is out and the write side is shut
   uint16_t drainPolls_ = 0;  // Tunnel: client bytes wait until its ClientHello is read (SNI check)
   size_t headScanned_ = 0;

@@ -28,6 +28,9 @@ const char* reasonName(Reason r) {
     case Reason::NotFound: return "not_found";
     case Reason::TooManyConnections: return "too_many_connections";
     case Reason::ShuttingDown: return "shutting_down";
+    case Reason::UpstreamCertInvalid: return "upstream_cert_invalid";
+    case Reason::UpstreamTlsFailed: return "upstream_tls_failed";
+    case Reason::MisdirectedRequest: return "misdirected_request";
     case Reason::Count_: break;
   }
   return "unknown";

@@ -36,6 +36,9 @@ enum class Reason : uint8_t {
   NotFound,
   TooManyConnections,
   ShuttingDown,
+  UpstreamCertInvalid,
+  UpstreamTlsFailed,
+  MisdirectedRequest,
   Count_
 };
 const char* reasonName(Reason r);
@@ -44,6 +47,9 @@ struct Metrics {
   Counter accepted{0}, active{0}, refusedAtAccept{0};
   Counter requests{0}, tunnels{0}, selfPages{0};
   Counter upstreamConnects{0}, upstreamReuses{0}, upstreamRetries{0};
+  // TLS interception: connections decrypted, tunnelled after the ClientHello (by decision
+  // reason), origin certificates refused, AIA fetches, client handshakes that failed.
+  Counter bumped{0}, bumpTunnelled{0}, originCertRefused{0}, aiaFetches{0}, clientTlsFailed{0};
   Counter bytesFromClients{0}, bytesToClients{0};
   std::array<Counter, 6> byStatusClass{};  // 0 = none, 1xx..5xx
   std::array<Counter, size_t(Reason::Count_)> byReason{};

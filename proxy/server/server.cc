@@ -108,6 +108,7 @@ std::shared_ptr<SSL_CTX> makeClientTlsContext() {
   if (!ctx) return nullptr;
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);  // idle intercepted connections hold no record buffers
   SSL_CTX_set_cipher_list(ctx,
                           "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
                           "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
@@ -129,6 +130,7 @@ struct Server {
   std::shared_ptr<accesslog::AccessLog> accessLog;
   std::shared_ptr<const reputation::EmbeddedStore> reputation;
   std::vector<std::unique_ptr<Worker>> workers;
+  std::shared_ptr<const SharedFacts> facts;
   EventBasePtr base;
   std::vector<EventPtr> signals;
   evhttp* admin = nullptr;
@@ -229,6 +231,17 @@ void Server::metrics(evhttp_request* req) {
   addCounter(out, "sekisho_upstream_connects_total", "New upstream TCP connections.", "counter", sum(&Metrics::upstreamConnects));
   addCounter(out, "sekisho_upstream_reuses_total", "Requests sent on a pooled upstream connection.", "counter", sum(&Metrics::upstreamReuses));
   addCounter(out, "sekisho_upstream_retries_total", "Requests retried after a pooled connection turned out closed.", "counter", sum(&Metrics::upstreamRetries));
+  addCounter(out, "sekisho_tls_intercepted_total", "CONNECT tunnels decrypted (origin verified, leaf minted).", "counter", sum(&Metrics::bumped));
+  addCounter(out, "sekisho_tls_tunnelled_total", "CONNECT tunnels passed through undecrypted after the ClientHello.", "counter", sum(&Metrics::bumpTunnelled));
+  addCounter(out, "sekisho_tls_origin_cert_refused_total", "Origin certificates that failed verification.", "counter", sum(&Metrics::originCertRefused));
+  addCounter(out, "sekisho_tls_aia_fetches_total", "Missing intermediates fetched from AIA URLs.", "counter", sum(&Metrics::aiaFetches));
+  addCounter(out, "sekisho_tls_client_handshake_failures_total", "Client TLS handshakes on minted leaves that failed.", "counter", sum(&Metrics::clientTlsFailed));
+  if (facts && facts->leafCache) {
+    auto st = facts->leafCache->stats();
+    addCounter(out, "sekisho_tls_leaf_cache_entries", "Minted leaves in the shared cache.", "gauge", facts->leafCache->size());
+    addCounter(out, "sekisho_tls_leaf_mints_total", "Leaves minted.", "counter", st.mints);
+    addCounter(out, "sekisho_tls_leaf_cache_hits_total", "Leaf cache hits.", "counter", st.hits);
+  }
   addCounter(out, "sekisho_client_bytes_received_total", "Bytes received from clients.", "counter", sum(&Metrics::bytesFromClients));
   addCounter(out, "sekisho_client_bytes_sent_total", "Bytes sent to clients.", "counter", sum(&Metrics::bytesToClients));
   out += "# HELP sekisho_responses_total Responses sent to clients by status class.\n# TYPE sekisho_responses_total counter\n";
@@ -338,8 +351,19 @@ void onAdmin(evhttp_request* req, void* arg) {
     }
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; charset=utf-8");
     evhttp_send_reply(req, 200, "OK", b);
+  } else if (path == "/tls/remembered") {
+    // Hosts tunnelled because interception failed for them (client certificate, pinned client).
+    time_t now = time(nullptr);
+    std::vector<mitm::RememberedHost> hosts;
+    if (s->facts && s->facts->remembered) hosts = s->facts->remembered->list(now);
+    evbuffer_add_printf(b, "# host kind since_unix until_unix tunnelled_connections\n");
+    for (const auto& h : hosts)
+      evbuffer_add_printf(b, "%s %s %lld %lld %llu\n", h.host.c_str(), std::string(mitm::rememberKindName(h.kind)).c_str(),
+                          (long long)h.since, (long long)h.until, (unsigned long long)h.hits);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; charset=utf-8");
+    evhttp_send_reply(req, 200, "OK", b);
   } else {
-    evbuffer_add_printf(b, "not found; try /metrics, /healthz or /lookup?url=URL\n");
+    evbuffer_add_printf(b, "not found; try /metrics, /healthz, /lookup?url=URL or /tls/remembered\n");
     evhttp_send_reply(req, 404, "Not Found", b);
   }
   evbuffer_free(b);
@@ -406,7 +430,18 @@ int run(config::ConfigPtr cfg, const RunOptions& opts) {
       SLOG_ERROR("tls: cannot set up the client-side TLS context");
       return 1;
     }
+    mitm::OriginTlsOptions originOpts;
+    originOpts.extraCaFile = cfg->tls.upstreamCaFile;
+    auto origin = mitm::OriginTls::create(originOpts);
+    if (!origin) {
+      SLOG_ERROR("tls: %s", origin.error().detail.c_str());
+      return 1;
+    }
+    facts->originTls = *origin;
+    facts->remembered = std::make_shared<mitm::RememberedHosts>(time_t(cfg->tls.rememberFor.count() / 1000));
     SLOG_INFO("ca: %s (SHA-256 %s); users install it from /ca", cfg->ca.cert.c_str(), facts->ca->fingerprint().c_str());
+    SLOG_INFO("tls: intercepting CONNECT; origin certificates verified against the system store%s",
+              cfg->tls.upstreamCaFile.empty() ? "" : (" and " + cfg->tls.upstreamCaFile).c_str());
   }
 
   // Workers block the control signals; only the main thread handles them.
@@ -430,6 +465,7 @@ int run(config::ConfigPtr cfg, const RunOptions& opts) {
   }
   facts->listeners = bindTo;
   for (auto& w : s.workers) w->setFacts(facts);
+  s.facts = facts;
   for (auto& w : s.workers) w->start();
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 
@@ -457,8 +493,6 @@ int run(config::ConfigPtr cfg, const RunOptions& opts) {
   SLOG_INFO("sekisho %s listening on %s with %u workers (config: %s; admin: %s; started in %.1f ms)", SEKISHO_VERSION,
             where.c_str(), cfg->workers, opts.configPath.empty() ? "built-in defaults" : opts.configPath.c_str(),
             cfg->admin.listen ? cfg->admin.listen->toString().c_str() : "off", ms);
-  if (cfg->tls.intercept)
-    SLOG_INFO("tls.intercept is set, but this build does not decrypt yet: every allowed CONNECT is tunnelled");
 
   event_base_dispatch(s.base.get());
   for (auto& w : s.workers) w->join();

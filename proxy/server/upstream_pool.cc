@@ -18,8 +18,19 @@ void UpstreamPool::clear() {
   lru_.clear();  // frees the bufferevents (and closes their sockets)
 }
 
-BevPtr UpstreamPool::take(const net::SocketAddr& addr) {
-  auto it = byKey_.find(keyOf(addr));
+BevPtr UpstreamPool::take(const net::SocketAddr& addr) { return take(keyOf(addr)); }
+void UpstreamPool::put(const net::SocketAddr& addr, BevPtr bev) { put(keyOf(addr), std::move(bev)); }
+
+std::string UpstreamPool::tlsKey(const net::SocketAddr& addr, std::string_view sni) {
+  std::string k = "tls|";
+  k += keyOf(addr);
+  k += '|';
+  k += sni;
+  return k;
+}
+
+BevPtr UpstreamPool::take(const std::string& key) {
+  auto it = byKey_.find(key);
   if (it == byKey_.end() || it->second.empty()) return nullptr;
   auto li = it->second.front();
   it->second.pop_front();
@@ -32,9 +43,8 @@ BevPtr UpstreamPool::take(const net::SocketAddr& addr) {
   return bev;
 }
 
-void UpstreamPool::put(const net::SocketAddr& addr, BevPtr bev) {
+void UpstreamPool::put(const std::string& key, BevPtr bev) {
   if (maxTotal_ == 0 || maxPerKey_ == 0) return;  // bev freed
-  std::string key = keyOf(addr);
   auto& keyList = byKey_[key];
   if (keyList.size() >= maxPerKey_) drop(keyList.back());
   if (lru_.size() >= maxTotal_) drop(std::prev(lru_.end()));

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <list>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "proxy/base/handles.h"
@@ -30,6 +31,11 @@ class UpstreamPool {
   BevPtr take(const net::SocketAddr& addr);
   // Parks a connection whose last exchange ended cleanly with nothing unread.
   void put(const net::SocketAddr& addr, BevPtr bev);
+  // The same for any key: verified TLS connections are pooled under tlsKey(address, SNI), apart
+  // from plain ones, so a request only ever reuses a connection made for the same origin name.
+  BevPtr take(const std::string& key);
+  void put(const std::string& key, BevPtr bev);
+  static std::string tlsKey(const net::SocketAddr& addr, std::string_view sni);
   void clear();
   size_t size() const { return lru_.size(); }
   uint64_t reuses() const { return reuses_; }

@@ -23,6 +23,8 @@
 #include "proxy/server/metrics.h"
 #include "proxy/server/resolver.h"
 #include "proxy/server/upstream_pool.h"
+#include "tls-mitm/origin_tls.h"
+#include "tls-mitm/remembered_hosts.h"
 
 namespace sekisho::server {
 
@@ -39,7 +41,9 @@ struct SharedFacts {
   std::shared_ptr<const ca::Ca> ca;          // the enterprise CA (null when tls.intercept is off)
   std::shared_ptr<const reputation::EmbeddedStore> reputation;  // the store at start-up
   std::shared_ptr<ca::CertCache> leafCache;  // minted leaves, shared by all workers
-  SslCtxPtrShared clientTls;                 // client-facing TLS (block pages over HTTPS)
+  SslCtxPtrShared clientTls;                 // client-facing TLS (intercepted sites, HTTPS pages)
+  std::shared_ptr<mitm::OriginTls> originTls;        // towards origins (null when interception is off)
+  std::shared_ptr<mitm::RememberedHosts> remembered;  // hosts tunnelled after interception failed
 };
 
 class Worker {

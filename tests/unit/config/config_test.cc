@@ -357,7 +357,7 @@ TEST(ConfigDocs, ConfigMdNamesEveryKey) {
 TEST(ConfigErrors, RejectsUnknownNestedKeyWithLine) {
   EXPECT_EQ(
       errorOf("listen: [\"127.0.0.1:3128\"]\ntls:\n  intercpt: true\n"),
-      "sekisho.yaml:3: tls.intercpt: unknown key, expected one of intercept, no_intercept, upstream_ca_file");
+      "sekisho.yaml:3: tls.intercpt: unknown key, expected one of intercept, no_intercept, upstream_ca_file, remember_for");
 }
 
 TEST(ConfigErrors, RejectsUnknownTopLevelKeyWithLine) {

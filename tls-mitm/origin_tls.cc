@@ -1,0 +1,386 @@
+#include "tls-mitm/origin_tls.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ocsp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include <cstdio>
+
+#include "proxy/net/address.h"
+
+namespace sekisho::mitm {
+
+namespace {
+
+int clientCertIndex() {
+  static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return idx;
+}
+
+// Called when the origin sends a CertificateRequest. Recording it is all we do: we have no
+// certificate to offer on the user's behalf, and the client's own cannot be forwarded through a
+// decrypted connection, so the caller tunnels such hosts instead.
+int onClientCertRequest(SSL* ssl, X509**, EVP_PKEY**) {
+  SSL_set_ex_data(ssl, clientCertIndex(), reinterpret_cast<void*>(1));
+  return 0;
+}
+
+std::string errorQueue() {
+  std::string out;
+  char buf[256];
+  while (unsigned long e = ERR_get_error()) {
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out;
+}
+
+std::string subjectOf(X509* cert) {
+  if (!cert) return "";
+  char buf[512];
+  X509_NAME_oneline(X509_get_subject_name(cert), buf, sizeof buf);
+  return buf;
+}
+
+// X509 verification codes in words a user can act on (and a stable code for logs).
+void describe(int err, VerifyOutcome& out) {
+  switch (err) {
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+      out.code = "expired";
+      out.what = "The site's certificate has expired.";
+      break;
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+      out.code = "not_yet_valid";
+      out.what = "The site's certificate is not valid yet (its start date is in the future).";
+      break;
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+      out.code = "wrong_host";
+      out.what = "The site's certificate was issued for a different name than the one you visited.";
+      break;
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+      out.code = "self_signed";
+      out.what = "The site's certificate is self-signed: no trusted authority vouches for it.";
+      break;
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_CERT_UNTRUSTED:
+      out.code = "untrusted_root";
+      out.what = "The site's certificate chains to an authority that is not trusted.";
+      break;
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+      out.code = "missing_intermediate";
+      out.what = "The site's certificate chain is incomplete or chains to an authority that is not trusted.";
+      break;
+    case X509_V_ERR_EE_KEY_TOO_SMALL:
+    case X509_V_ERR_CA_KEY_TOO_SMALL:
+      out.code = "weak_key";
+      out.what = "The site's certificate uses a key too small to be safe (e.g. RSA under 2048 bits).";
+      break;
+    case X509_V_ERR_CA_MD_TOO_WEAK:
+      out.code = "weak_signature";
+      out.what = "The site's certificate is signed with an obsolete algorithm (e.g. SHA-1).";
+      break;
+    case X509_V_ERR_CERT_REVOKED:
+      out.code = "revoked";
+      out.what = "The site's certificate has been revoked by its issuer.";
+      break;
+    case X509_V_ERR_INVALID_PURPOSE:
+      out.code = "invalid";
+      out.what = "The site's certificate is not meant for web servers.";
+      break;
+    default:
+      out.code = "invalid";
+      out.what = "The site's certificate could not be verified.";
+      break;
+  }
+}
+
+bool isIpLiteral(const std::string& host) { return net::parseIp(host).has_value(); }
+
+// A stapled OCSP response that verifies and says "revoked" fails the connection; one that is
+// absent, unverifiable or "unknown" changes nothing (soft-fail, as browsers do without stapling).
+bool staplesRevoked(SSL* ssl, X509* leaf, STACK_OF(X509)* chain, X509_STORE* store) {
+  const unsigned char* p = nullptr;
+  long len = SSL_get_tlsext_status_ocsp_resp(ssl, &p);
+  if (len <= 0 || !p) return false;
+  OCSP_RESPONSE* resp = d2i_OCSP_RESPONSE(nullptr, &p, len);
+  if (!resp) return false;
+  bool revoked = false;
+  if (OCSP_response_status(resp) == OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+    if (OCSP_BASICRESP* basic = OCSP_response_get1_basic(resp)) {
+      if (OCSP_basic_verify(basic, chain, store, 0) == 1) {
+        X509* issuer = nullptr;
+        for (int i = 0; i < sk_X509_num(chain); ++i) {
+          X509* c = sk_X509_value(chain, i);
+          if (X509_check_issued(c, leaf) == X509_V_OK) issuer = c;
+        }
+        if (issuer) {
+          if (OCSP_CERTID* id = OCSP_cert_to_id(nullptr, leaf, issuer)) {
+            int status = -1, reason = 0;
+            ASN1_GENERALIZEDTIME *rev = nullptr, *thisUpd = nullptr, *nextUpd = nullptr;
+            if (OCSP_resp_find_status(basic, id, &status, &reason, &rev, &thisUpd, &nextUpd) == 1 &&
+                status == V_OCSP_CERTSTATUS_REVOKED && OCSP_check_validity(thisUpd, nextUpd, 300, -1) == 1)
+              revoked = true;
+            OCSP_CERTID_free(id);
+          }
+        }
+      }
+      OCSP_BASICRESP_free(basic);
+    }
+  }
+  OCSP_RESPONSE_free(resp);
+  ERR_clear_error();
+  return revoked;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- AiaCache
+X509Ptr AiaCache::get(const std::string& url, bool* knownFailed) {
+  std::lock_guard lk(mu_);
+  if (knownFailed) *knownFailed = false;
+  auto it = map_.find(url);
+  if (it == map_.end()) return nullptr;
+  if (!it->second.cert) {
+    if (time(nullptr) - it->second.at > 300) {
+      lru_.erase(it->second.lru);
+      map_.erase(it);
+      return nullptr;
+    }
+    if (knownFailed) *knownFailed = true;
+    return nullptr;
+  }
+  lru_.splice(lru_.begin(), lru_, it->second.lru);
+  X509_up_ref(it->second.cert.get());
+  return X509Ptr(it->second.cert.get());
+}
+
+void AiaCache::put(const std::string& url, X509Ptr cert) {
+  std::lock_guard lk(mu_);
+  auto it = map_.find(url);
+  if (it != map_.end()) {
+    lru_.erase(it->second.lru);
+    map_.erase(it);
+  }
+  while (map_.size() >= max_ && !lru_.empty()) {
+    map_.erase(lru_.back());
+    lru_.pop_back();
+  }
+  lru_.push_front(url);
+  map_.emplace(url, Entry{std::move(cert), time(nullptr), lru_.begin()});
+}
+
+size_t AiaCache::size() const {
+  std::lock_guard lk(mu_);
+  return map_.size();
+}
+
+// ---------------------------------------------------------------- OriginTls
+Result<std::shared_ptr<OriginTls>> OriginTls::create(const OriginTlsOptions& opts) {
+  std::shared_ptr<OriginTls> t(new OriginTls());
+  t->ctx_ = SSL_CTX_new(TLS_client_method());
+  if (!t->ctx_) return fail(ErrKind::Tls, Side::Config, "origin TLS context: " + errorQueue());
+  SSL_CTX* ctx = t->ctx_;
+  // TLS 1.2 and 1.3 only, forward-secret AEAD suites: nothing a current browser would not accept.
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_security_level(ctx, 2);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_cipher_list(ctx,
+                          "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                          "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
+  SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384");
+  // The handshake does not judge the chain (verify() does, afterwards): see the header.
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  SSL_CTX_set_client_cert_cb(ctx, &onClientCertRequest);
+  static const unsigned char kAlpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof kAlpn);
+  t->store_ = SSL_CTX_get_cert_store(ctx);
+  if (opts.systemStore && SSL_CTX_set_default_verify_paths(ctx) != 1)
+    return fail(ErrKind::Tls, Side::Config, "origin TLS: the system certificate store: " + errorQueue());
+  if (!opts.extraCaFile.empty()) {
+    STACK_OF(X509_INFO)* infos = nullptr;
+    if (FILE* f = fopen(opts.extraCaFile.c_str(), "r")) {
+      infos = PEM_X509_INFO_read(f, nullptr, nullptr, nullptr);
+      fclose(f);
+    } else {
+      return fail(ErrKind::Config, Side::Config, "tls.upstream_ca_file: " + opts.extraCaFile + ": cannot be read");
+    }
+    size_t added = 0;
+    for (int i = 0; infos && i < sk_X509_INFO_num(infos); ++i) {
+      X509_INFO* info = sk_X509_INFO_value(infos, i);
+      if (info->x509 && X509_STORE_add_cert(t->store_, info->x509) == 1) ++added;
+    }
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    ERR_clear_error();
+    if (added == 0)
+      return fail(ErrKind::Config, Side::Config, "tls.upstream_ca_file: " + opts.extraCaFile + ": no PEM certificate in it");
+    t->anchors_ = added;
+  }
+  t->aia_ = std::make_unique<AiaCache>();
+  return t;
+}
+
+OriginTls::~OriginTls() {
+  if (ctx_) SSL_CTX_free(ctx_);
+}
+
+SSL* OriginTls::newSsl(const std::string& sni) const {
+  SSL* ssl = SSL_new(ctx_);
+  if (!ssl) return nullptr;
+  if (!sni.empty() && !isIpLiteral(sni)) SSL_set_tlsext_host_name(ssl, sni.c_str());
+  SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp);
+  return ssl;
+}
+
+bool OriginTls::clientCertRequested(const SSL* ssl) {
+  return SSL_get_ex_data(ssl, clientCertIndex()) != nullptr;
+}
+
+VerifyOutcome OriginTls::verify(SSL* ssl, const std::string& host, const std::vector<X509*>& extra) const {
+  VerifyOutcome out;
+  X509* leaf = SSL_get0_peer_certificate(ssl);
+  STACK_OF(X509)* sent = SSL_get_peer_cert_chain(ssl);  // client side: includes the leaf
+  if (!leaf) {
+    out.code = "no_certificate";
+    out.what = "The site did not present a certificate.";
+    return out;
+  }
+  STACK_OF(X509)* untrusted = sk_X509_new_null();
+  for (int i = 0; sent && i < sk_X509_num(sent); ++i) sk_X509_push(untrusted, sk_X509_value(sent, i));
+  for (X509* x : extra) sk_X509_push(untrusted, x);
+  X509_STORE_CTX* sctx = X509_STORE_CTX_new();
+  bool ok = false;
+  int err = X509_V_ERR_UNSPECIFIED;
+  X509* failing = leaf;
+  if (sctx && X509_STORE_CTX_init(sctx, store_, leaf, untrusted) == 1) {
+    X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(sctx);
+    X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_SERVER);
+    X509_VERIFY_PARAM_set_auth_level(param, 2);  // >= 2048-bit RSA, >= 224-bit ECC, no SHA-1
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (isIpLiteral(host))
+      X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str());
+    else
+      X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
+    ok = X509_verify_cert(sctx) == 1;
+    if (!ok) {
+      err = X509_STORE_CTX_get_error(sctx);
+      if (X509* c = X509_STORE_CTX_get_current_cert(sctx)) failing = c;
+    } else if (STACK_OF(X509)* built = X509_STORE_CTX_get0_chain(sctx)) {
+      if (staplesRevoked(ssl, leaf, built, store_)) {
+        ok = false;
+        err = X509_V_ERR_CERT_REVOKED;
+      }
+    }
+  }
+  if (sctx) X509_STORE_CTX_free(sctx);
+  sk_X509_free(untrusted);
+  ERR_clear_error();
+  if (ok) {
+    out.ok = true;
+    out.code = "ok";
+    return out;
+  }
+  describe(err, out);
+  out.detail = std::string(X509_verify_cert_error_string(err)) + " (certificate " + subjectOf(failing) + ")";
+  if (out.code == "missing_intermediate") out.aiaUrl = aiaIssuerUrl(failing);
+  return out;
+}
+
+std::string aiaIssuerUrl(X509* cert) {
+  std::string url;
+  auto* info = static_cast<AUTHORITY_INFO_ACCESS*>(X509_get_ext_d2i(cert, NID_info_access, nullptr, nullptr));
+  if (!info) return url;
+  for (int i = 0; i < sk_ACCESS_DESCRIPTION_num(info) && url.empty(); ++i) {
+    ACCESS_DESCRIPTION* ad = sk_ACCESS_DESCRIPTION_value(info, i);
+    if (OBJ_obj2nid(ad->method) != NID_ad_ca_issuers || ad->location->type != GEN_URI) continue;
+    const ASN1_IA5STRING* s = ad->location->d.uniformResourceIdentifier;
+    std::string u(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), size_t(ASN1_STRING_length(s)));
+    // Only plain http:// (RFC 5280 §4.2.2.1), printable, bounded: the URL comes from the origin.
+    bool clean = u.size() < 512 && u.rfind("http://", 0) == 0;
+    for (unsigned char c : u) clean &= c > 0x20 && c < 0x7f;
+    if (clean) url = u;
+  }
+  AUTHORITY_INFO_ACCESS_free(info);
+  return url;
+}
+
+ca::LeafRequest leafRequestFromOrigin(X509* origin, const std::string& fallbackName) {
+  ca::LeafRequest req;
+  auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(origin, NID_subject_alt_name, nullptr, nullptr));
+  for (int i = 0; names && i < sk_GENERAL_NAME_num(names); ++i) {
+    if (req.dnsNames.size() + req.ipAddresses.size() >= ca::kMaxLeafNames) break;
+    const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, i);
+    if (gn->type == GEN_DNS) {
+      const ASN1_IA5STRING* s = gn->d.dNSName;
+      std::string n(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), size_t(ASN1_STRING_length(s)));
+      for (auto& c : n) c = char(tolower(static_cast<unsigned char>(c)));
+      if (ca::validateDnsName(n, true)) req.dnsNames.push_back(std::move(n));
+    } else if (gn->type == GEN_IPADD) {
+      const ASN1_OCTET_STRING* s = gn->d.iPAddress;
+      char text[INET6_ADDRSTRLEN] = "";
+      int len = ASN1_STRING_length(s);
+      const unsigned char* p = ASN1_STRING_get0_data(s);
+      if (len == 4)
+        inet_ntop(AF_INET, p, text, sizeof text);
+      else if (len == 16)
+        inet_ntop(AF_INET6, p, text, sizeof text);
+      if (text[0]) req.ipAddresses.emplace_back(text);
+    }
+  }
+  GENERAL_NAMES_free(names);
+  // The subject CN only when it is one of the names (modern clients ignore it anyway).
+  X509_NAME* subj = X509_get_subject_name(origin);
+  int idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
+  if (idx >= 0) {
+    ASN1_STRING* cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
+    std::string n(reinterpret_cast<const char*>(ASN1_STRING_get0_data(cn)), size_t(ASN1_STRING_length(cn)));
+    for (auto& c : n) c = char(tolower(static_cast<unsigned char>(c)));
+    for (const auto& d : req.dnsNames)
+      if (d == n) req.commonName = n;
+    for (const auto& d : req.ipAddresses)
+      if (d == n) req.commonName = n;
+  }
+  if (req.dnsNames.empty() && req.ipAddresses.empty()) {
+    if (isIpLiteral(fallbackName))
+      req.ipAddresses.push_back(fallbackName);
+    else
+      req.dnsNames.push_back(fallbackName);
+  }
+  if (const ASN1_TIME* na = X509_get0_notAfter(origin)) {
+    tm t{};
+    if (ASN1_TIME_to_tm(na, &t) == 1) req.notAfterCap = timegm(&t);
+  }
+  return req;
+}
+
+std::string certSha256Hex(X509* cert) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  X509_digest(cert, EVP_sha256(), md, &len);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2);
+  for (unsigned i = 0; i < len; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 15];
+  }
+  return out;
+}
+
+const char* tlsVersionName(int version) {
+  switch (version) {
+    case TLS1_3_VERSION: return "TLS 1.3";
+    case TLS1_2_VERSION: return "TLS 1.2";
+    case TLS1_1_VERSION: return "TLS 1.1";
+    case TLS1_VERSION: return "TLS 1.0";
+    default: return "TLS";
+  }
+}
+
+}  // namespace sekisho::mitm
