@@ -194,6 +194,7 @@ Result<std::shared_ptr<OriginTls>> OriginTls::create(const OriginTlsOptions& opt
   SSL_CTX_set_cipher_list(ctx,
                           "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
                           "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
+  SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384");
   SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384");
   // The handshake does not judge the chain (verify() does, afterwards): see the header.
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);

@@ -113,6 +113,7 @@ struct ClientConn::Exchange {
   const char* squidCode = "TCP_MISS";
   const char* mode = nullptr;   // access-log mode when not derived from squidCode ("bump")
   bool upTls = false;           // `up` is a verified TLS connection (intercepted requests)
+  std::string upgrade;          // a WebSocket upgrade asked for ("websocket"), passed upstream
   std::string contentType;
   uint64_t tunnelToClient = 0;
   std::unique_ptr<SpliceTunnel> splice;  // set once the tunnel runs on splice(2)
@@ -553,6 +554,11 @@ void ClientConn::onTlsBlockHello() {
 void ClientConn::connectUpstream() {
   ex_->dest = ex_->addrs[ex_->addrIndex];
   bool isConnect = ex_->req.method == "CONNECT";
+  // An intercepted CONNECT whose origin already has a verified, idle TLS connection here: answer
+  // now and decide on the hello; most likely that connection serves it (no origin handshake).
+  if (isConnect && afterConnect_ == AfterConnect::Hello && !fallbackTunnel_ && interceptPossible() &&
+      w_.pool().has(UpstreamPool::tlsKey(ex_->dest, ex_->req.host)))
+    return startTunnel();
   if (!isConnect && !ex_->retried) {
     if (BevPtr pooled = bump_ ? w_.pool().take(bump_->poolKey) : w_.pool().take(ex_->dest)) {
       ex_->up = std::move(pooled);
@@ -620,6 +626,19 @@ void ClientConn::startRelay() {
     h.append(f.name).append(": ").append(f.value).append("\r\n");
   }
   (void)connection;
+  // WebSocket (RFC 6455 §4.1): Upgrade and Connection are hop-by-hop, so they are re-sent
+  // explicitly for a GET without a body that asks for exactly "websocket"; nothing else upgrades.
+  if (const http::Header* up = req.headers.find("upgrade");
+      up && iequals(up->value, "websocket") && req.method == "GET" && req.body == BodyKind::None && req.versionMinor == 1) {
+    bool connUpgrade = false;
+    for (const auto& c : req.headers.items)
+      if (iequals(c.name, "connection"))
+        forEachListElement(c.value, [&](std::string_view e) { connUpgrade |= iequals(e, "upgrade"); });
+    if (connUpgrade) {
+      ex_->upgrade = "websocket";
+      h.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
+    }
+  }
   h.append("Via: 1.").append(req.versionMinor == 0 ? "0 " : "1 ").append(cfg.visibleHostname).append(" (sekisho/" SEKISHO_VERSION ")\r\n");
   if (req.body == BodyKind::ContentLength) h.append("Content-Length: ").append(std::to_string(req.contentLength)).append("\r\n");
   if (req.body == BodyKind::Chunked) h.append("Transfer-Encoding: chunked\r\n");
@@ -682,6 +701,7 @@ void ClientConn::onUpstreamDrained() noexcept {
 
 void ClientConn::onUpstreamReadable() noexcept {
   touch();
+  if (state_ == ConnState::BumpHello) return enterTunnelAfterHello("server_first");
   if (state_ == ConnState::Relay)
     readResponse();
   else if (state_ == ConnState::Tunnel)
@@ -710,6 +730,10 @@ void ClientConn::readResponse() {
     ex_->upScanned = 0;
     if (!parsed) return respondError(502, Reason::BadResponse, parsed.error().detail);
     if (parsed->status < 200) {
+      if (parsed->status == 101 && !ex_->upgrade.empty()) {
+        ex_->resp = std::move(*parsed);
+        return startUpgraded();
+      }
       if (parsed->status == 101)
         return respondError(502, Reason::BadResponse, "the origin switched protocols without being asked to");
       // Interim responses go to HTTP/1.1 clients as they are (RFC 9110 §15.2).
@@ -945,9 +969,45 @@ void ClientConn::onClientEvent(short what) noexcept {
   close();
 }
 
+// The origin accepted a WebSocket upgrade: pass its 101 on, then relay bytes both ways as a
+// tunnel (over TLS on either side when intercepted); the connection ends with the WebSocket.
+void ClientConn::startUpgraded() {
+  const auto& cfg = *w_.config();
+  const auto& resp = ex_->resp;
+  const http::Header* up = resp.headers.find("upgrade");
+  if (!up || !iequals(up->value, ex_->upgrade))
+    return respondError(502, Reason::BadResponse, "the origin switched to a protocol that was not asked for");
+  std::string h = "HTTP/1.1 101 " + std::string(resp.reason) + "\r\n";
+  for (const auto& f : resp.headers.items) {
+    if (http::isHopByHop(f.name)) continue;
+    h.append(f.name).append(": ").append(f.value).append("\r\n");
+  }
+  h.append("Connection: Upgrade\r\nUpgrade: ").append(ex_->upgrade).append("\r\n");
+  h.append("Via: 1.1 ").append(cfg.visibleHostname).append(" (sekisho/" SEKISHO_VERSION ")\r\n\r\n");
+  addStr(bufferevent_get_output(client_.get()), h);
+  kick(client_.get());
+  ex_->respHeadSent = true;
+  ex_->haveResp = true;
+  ex_->headBytesToClient = h.size();
+  ex_->status = 101;
+  closeAfter_ = true;
+  helloPending_ = false;
+  setState(ConnState::Tunnel);
+  bufferevent_enable(client_.get(), EV_READ);
+  bufferevent_enable(ex_->up.get(), EV_READ);
+  armTimer(cfg.timeouts.tunnelIdle);
+  touch();
+  if (evbuffer_get_length(bufferevent_get_input(ex_->up.get())))
+    tunnelRelay(ex_->up.get(), client_.get(), upPaused_);
+  if (evbuffer_get_length(bufferevent_get_input(client_.get())))
+    tunnelRelay(client_.get(), ex_->up.get(), clientPaused_);
+}
+
 // ---------------------------------------------------------------- CONNECT tunnel
 void ClientConn::startTunnel() {
   if (fallbackTunnel_) return enterTunnelAfterHello("client_cert_required");
+  if (afterConnect_ == AfterConnect::Tunnel) return enterTunnelAfterHello(tunnelWhy_);
+  if (afterConnect_ == AfterConnect::Bump) return startBumpUpstream();
   if (interceptPossible()) {
     // Answer, then read the client's ClientHello before deciding: the bytes stay buffered, so
     // a tunnel still gets them untouched.
@@ -958,7 +1018,9 @@ void ClientConn::startTunnel() {
     ex_->respHeadSent = true;
     ex_->headBytesToClient = k200.size();
     setState(ConnState::BumpHello);
-    bufferevent_disable(ex_->up.get(), EV_READ);  // the origin speaks after the hello anyway
+    // TLS is client-first: an origin that speaks first (SSH banner, SMTP greeting) makes this a
+    // plain tunnel at once instead of waiting for a ClientHello that will never come.
+    if (ex_->up) bufferevent_enable(ex_->up.get(), EV_READ);
     bufferevent_enable(client_.get(), EV_READ);
     armTimer(w_.config()->timeouts.requestHeader);
     if (evbuffer_get_length(bufferevent_get_input(client_.get()))) onBumpHello(false);
@@ -1085,6 +1147,11 @@ void ClientConn::onBumpHello(bool timedOut) {
   mitm::BumpDecision d = mitm::decideBump(f);
   switch (d.action) {
     case mitm::BumpAction::Tunnel:
+      if (!ex_->up) {  // answered early (see connectUpstream): the tunnel needs its own connection
+        afterConnect_ = AfterConnect::Tunnel;
+        tunnelWhy_ = d.reason;
+        return connectUpstream();
+      }
       return enterTunnelAfterHello(d.reason);
     case mitm::BumpAction::Block:
       if (d.reason == "host_blocked") {
@@ -1113,6 +1180,16 @@ void ClientConn::onBumpHello(bool timedOut) {
     case mitm::BumpAction::Intercept:
       bumpName_ = d.mintFor;
       aiaFetches_ = 0;
+      if (!ex_->up) {
+        if (BevPtr pooled = w_.pool().take(UpstreamPool::tlsKey(ex_->dest, bumpName_))) {
+          ex_->up = std::move(pooled);
+          ex_->upTls = true;
+          w_.metrics().upstreamReuses.fetch_add(1, std::memory_order_relaxed);
+          return finishBump(bufferevent_openssl_get_ssl(ex_->up.get()));
+        }
+        afterConnect_ = AfterConnect::Bump;
+        return connectUpstream();
+      }
       return startBumpUpstream();
   }
 }
@@ -1376,6 +1453,7 @@ void ClientConn::trySplice() {
   if (state_ != ConnState::Tunnel || !ex_ || ex_->splice || clientEof_ || upEof_ || helloPending_) return;
   bufferevent* c = client_.get();
   bufferevent* u = ex_->up.get();
+  if (isTlsBev(c) || isTlsBev(u)) return;  // a WebSocket inside interception: bytes go through OpenSSL
   if (evbuffer_get_length(bufferevent_get_input(c)) || evbuffer_get_length(bufferevent_get_output(c)) ||
       evbuffer_get_length(bufferevent_get_input(u)) || evbuffer_get_length(bufferevent_get_output(u)))
     return;

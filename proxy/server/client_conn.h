@@ -95,6 +95,7 @@ class ClientConn {
   void onUpstreamConnected();
   void startRelay();
   void startTunnel();
+  void startUpgraded();
   void pumpRequestBody();
   void readResponse();
   void sendResponseHead();
@@ -174,6 +175,11 @@ class ClientConn {
   std::unique_ptr<Bump> bump_;
   std::string bumpName_;        // BumpUpstream: the name sent as SNI and verified
   bool fallbackTunnel_ = false; // reconnecting in plain TCP to tunnel the client's own hello
+  // A CONNECT answered before its origin connection exists (a verified one was idle in the pool
+  // for the host): what to do once the hello decided and a new connection is needed after all.
+  enum class AfterConnect : uint8_t { Hello, Bump, Tunnel };
+  AfterConnect afterConnect_ = AfterConnect::Hello;
+  std::string tunnelWhy_;
   uint8_t aiaFetches_ = 0;      // AIA fetches for the current verification
   bool lingering_ = false;       // Drain: our answer is out and the write side is shut
   uint16_t drainPolls_ = 0;  // Tunnel: client bytes wait until its ClientHello is read (SNI check)

@@ -17,6 +17,7 @@
 #include "proxy/log/access_log.h"
 #include "proxy/server/worker.h"
 #include "reputation/feeds.h"
+#include "tls-mitm/ticket_keys.h"
 #include "reputation/normalize.h"
 #include "reputation/policy.h"
 
@@ -112,8 +113,16 @@ std::shared_ptr<SSL_CTX> makeClientTlsContext() {
   SSL_CTX_set_cipher_list(ctx,
                           "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
                           "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
+  SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384");
   SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384");
   SSL_CTX_set_alpn_select_cb(ctx, &selectAlpn, nullptr);
+  // Resumption by session tickets only (no per-process session cache to share between workers):
+  // a returning browser skips the full handshake and the leaf signature.
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  if (!mitm::installTicketKeys(ctx)) {
+    SSL_CTX_free(ctx);
+    return nullptr;
+  }
   return std::shared_ptr<SSL_CTX>(ctx, &SSL_CTX_free);
 }
 

@@ -36,6 +36,7 @@ class UpstreamPool {
   BevPtr take(const std::string& key);
   void put(const std::string& key, BevPtr bev);
   static std::string tlsKey(const net::SocketAddr& addr, std::string_view sni);
+  bool has(const std::string& key) const { return byKey_.count(key) != 0; }
   void clear();
   size_t size() const { return lru_.size(); }
   uint64_t reuses() const { return reuses_; }
