@@ -3,6 +3,10 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -15,11 +19,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <thread>
+
+#include "tests/pki/test_pki.h"
 
 extern char** environ;
 
@@ -58,6 +65,39 @@ bool equalsNoCase(std::string_view a, std::string_view b) {
 
 std::string tail(const std::string& s, size_t n) {
   return s.size() <= n ? s : "[...]\n" + s.substr(s.size() - n);
+}
+
+// Everything in OpenSSL's error queue (which it empties), for messages.
+std::string opensslErrors() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out;
+}
+
+int tlsVersion(std::string_view v) {
+  if (v == "1.0") return TLS1_VERSION;
+  if (v == "1.1") return TLS1_1_VERSION;
+  if (v == "1.2") return TLS1_2_VERSION;
+  if (v == "1.3") return TLS1_3_VERSION;
+  return -1;
+}
+
+bool isIpLiteral(const std::string& host) {
+  unsigned char buf[16];
+  return ::inet_pton(AF_INET, host.c_str(), buf) == 1 || ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+// Waits for what a non-blocking SSL call asked for (SSL_ERROR_WANT_READ/WRITE); false on timeout.
+bool waitForTls(int fd, int sslError, Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now()).count();
+  if (left <= 0) return false;
+  pollfd p{fd, static_cast<short>(sslError == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN), 0};
+  return ::poll(&p, 1, static_cast<int>(left)) >= 0 || errno == EINTR;
 }
 
 }  // namespace
@@ -422,18 +462,50 @@ Client::Client(uint16_t port, Millis connectTimeout, int rcvBuf) {
   fd_ = connectTo(port, connectTimeout, rcvBuf);
 }
 
-Client::Client(Client&& other) noexcept : fd_(other.fd_), buf_(std::move(other.buf_)) { other.fd_ = -1; }
+Client::Client(Client&& other) noexcept : fd_(other.fd_), ssl_(other.ssl_), buf_(std::move(other.buf_)) {
+  other.fd_ = -1;
+  other.ssl_ = nullptr;
+}
 
 Client::~Client() { close(); }
 
 void Client::close() {
+  if (ssl_) {
+    SSL_shutdown(ssl_);  // one non-blocking try at a close_notify; the close follows regardless
+    SSL_free(ssl_);
+    ERR_clear_error();
+    ssl_ = nullptr;
+  }
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+}
+
+void Client::useTls(ssl_st* ssl) {
+  if (ssl_) SSL_free(ssl_);
+  ssl_ = ssl;
+  // send() retries a write with the same bytes, but its string_view may sit elsewhere by then.
+  SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 }
 
 bool Client::send(std::string_view data, Millis timeout) {
   if (fd_ < 0) return false;
   auto deadline = Clock::now() + timeout;
+  while (ssl_ && !data.empty()) {
+    ERR_clear_error();
+    int n = SSL_write(ssl_, data.data(), static_cast<int>(std::min<size_t>(data.size(), kRecvBlock)));
+    if (n > 0) {
+      data.remove_prefix(static_cast<size_t>(n));
+      deadline = Clock::now() + timeout;
+      continue;
+    }
+    int e = SSL_get_error(ssl_, n);
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+      ERR_clear_error();
+      errno = EPIPE;
+      return false;
+    }
+    if (!waitForTls(fd_, e, deadline)) return false;
+  }
   while (!data.empty()) {
     ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
@@ -454,6 +526,28 @@ bool Client::send(std::string_view data, Millis timeout) {
 Client::Fill Client::fill(Millis timeout) {
   if (fd_ < 0) return Fill::Error;
   auto deadline = Clock::now() + timeout;
+  while (ssl_) {
+    char buf[kRecvBlock];
+    ERR_clear_error();
+    int n = SSL_read(ssl_, buf, sizeof buf);
+    if (n > 0) {
+      buf_.append(buf, static_cast<size_t>(n));
+      return Fill::Data;
+    }
+    int e = SSL_get_error(ssl_, n);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      if (!waitForTls(fd_, e, deadline)) return Fill::Timeout;
+      continue;
+    }
+    // close_notify, a TCP close without one (OpenSSL 3 reports "unexpected eof" as an SSL
+    // error) and a reset all end the stream; anything else (a bad record, an alert) is an error.
+    unsigned long err = ERR_peek_error();
+    ERR_clear_error();
+    if (e == SSL_ERROR_ZERO_RETURN) return Fill::Eof;
+    if (e == SSL_ERROR_SYSCALL) return Fill::Eof;
+    if (e == SSL_ERROR_SSL && ERR_GET_REASON(err) == SSL_R_UNEXPECTED_EOF_WHILE_READING) return Fill::Eof;
+    return Fill::Error;
+  }
   for (;;) {
     char buf[kRecvBlock];
     ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
@@ -669,15 +763,245 @@ std::string Client::readSome(Millis timeout) {
   return std::exchange(buf_, std::string());
 }
 
+// ---- TlsClient -------------------------------------------------------------------------------
+
+std::unique_ptr<TlsClient> TlsClient::direct(uint16_t port, const std::string& host,
+                                             const std::string& caFile, const TlsOptions& opts) {
+  std::unique_ptr<TlsClient> t(new TlsClient(port, opts.timeout));
+  if (!t->client_.connected()) {
+    t->error_ = "connect to port " + std::to_string(port) + ": " + std::strerror(errno);
+    return t;
+  }
+  t->tunnelOk_ = true;
+  t->handshake(host, caFile, opts);
+  return t;
+}
+
+std::unique_ptr<TlsClient> TlsClient::viaProxy(uint16_t proxyPort, const std::string& host, uint16_t port,
+                                               const std::string& caFile, const TlsOptions& opts) {
+  std::unique_ptr<TlsClient> t(new TlsClient(proxyPort, opts.timeout));
+  if (!t->client_.connected()) {
+    t->error_ = "connect to the proxy on port " + std::to_string(proxyPort) + ": " + std::strerror(errno);
+    return t;
+  }
+  std::string authority =
+      (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  ReadOptions ro;
+  ro.method = "CONNECT";
+  ro.timeout = opts.timeout;
+  t->connect_ =
+      t->client_.roundTrip("CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n\r\n", ro);
+  if (t->connect_.status / 100 != 2) {
+    t->error_ = "CONNECT " + authority + ": " + t->connect_.summary();
+    return t;
+  }
+  t->tunnelOk_ = true;
+  t->handshake(host, caFile, opts);
+  return t;
+}
+
+TlsClient::~TlsClient() {
+  if (peer_) X509_free(peer_);
+}
+
+void TlsClient::handshake(const std::string& host, const std::string& caFile, const TlsOptions& opts) {
+  ERR_clear_error();
+  std::unique_ptr<SSL_CTX, void (*)(SSL_CTX*)> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
+  if (!ctx) {
+    error_ = "SSL_CTX_new: " + opensslErrors();
+    return;
+  }
+  if (opts.legacy) {
+    // The cipher string carries the level too: a system-wide CipherString would raise it again.
+    SSL_CTX_set_security_level(ctx.get(), 0);
+    SSL_CTX_set_cipher_list(ctx.get(), "DEFAULT:@SECLEVEL=0");
+  }
+  int minV = opts.minVersion.empty() ? 0 : tlsVersion(opts.minVersion);
+  int maxV = opts.maxVersion.empty() ? 0 : tlsVersion(opts.maxVersion);
+  if (minV < 0 || maxV < 0 || !SSL_CTX_set_min_proto_version(ctx.get(), minV) ||
+      !SSL_CTX_set_max_proto_version(ctx.get(), maxV)) {
+    error_ = "bad TLS version range '" + opts.minVersion + "'..'" + opts.maxVersion + "'";
+    return;
+  }
+  // Only caFile is trusted: a test must never pass because of the machine's roots.
+  if (!caFile.empty() && SSL_CTX_load_verify_locations(ctx.get(), caFile.c_str(), nullptr) != 1) {
+    error_ = "cannot load CA file " + caFile + ": " + opensslErrors();
+    return;
+  }
+  SSL_CTX_set_verify(ctx.get(), opts.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+  if (!opts.certFile.empty() &&
+      (SSL_CTX_use_certificate_chain_file(ctx.get(), opts.certFile.c_str()) != 1 ||
+       SSL_CTX_use_PrivateKey_file(ctx.get(), opts.keyFile.c_str(), SSL_FILETYPE_PEM) != 1)) {
+    error_ = "cannot load client certificate " + opts.certFile + ": " + opensslErrors();
+    return;
+  }
+  SSL* ssl = SSL_new(ctx.get());
+  if (!ssl || !SSL_set_fd(ssl, client_.fd())) {
+    error_ = "SSL_new: " + opensslErrors();
+    if (ssl) SSL_free(ssl);
+    return;
+  }
+  client_.useTls(ssl);  // owned by the Client from here on, also when the handshake fails
+  const bool ip = isIpLiteral(host);
+  std::string sni = opts.sni ? *opts.sni : (ip ? "" : host);
+  if (!sni.empty()) SSL_set_tlsext_host_name(ssl, sni.c_str());
+  if (ip) {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
+  } else {
+    SSL_set1_host(ssl, host.c_str());
+  }
+  if (!opts.alpn.empty()) {
+    std::string wire;
+    for (const auto& p : opts.alpn) {
+      wire.push_back(static_cast<char>(p.size()));
+      wire += p;
+    }
+    SSL_set_alpn_protos(ssl, reinterpret_cast<const unsigned char*>(wire.data()),
+                        static_cast<unsigned>(wire.size()));
+  }
+
+  auto deadline = Clock::now() + opts.timeout;
+  int rc;
+  for (;;) {
+    ERR_clear_error();
+    rc = SSL_connect(ssl);
+    if (rc == 1) break;
+    int e = SSL_get_error(ssl, rc);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      if (waitForTls(client_.fd(), e, deadline)) continue;
+      error_ = "TLS handshake timed out";
+      break;
+    }
+    error_ = "TLS handshake failed: ";
+    std::string queued = opensslErrors();
+    if (e == SSL_ERROR_SYSCALL && queued.empty()) {
+      queued = errno ? std::strerror(errno) : "the peer closed the connection";
+    }
+    error_ += queued;
+    break;
+  }
+  verifyResult_ = SSL_get_verify_result(ssl);
+  if (X509* peer = SSL_get1_peer_certificate(ssl)) peer_ = peer;
+  if (STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl)) chainLength_ = sk_X509_num(chain);
+  if (rc != 1) {
+    if (verifyResult_ != X509_V_OK) error_ += " (verify: " + verifyError() + ")";
+    return;
+  }
+  handshakeOk_ = true;
+  version_ = SSL_get_version(ssl);
+  cipher_ = SSL_get_cipher_name(ssl);
+  const unsigned char* alpn = nullptr;
+  unsigned alpnLen = 0;
+  SSL_get0_alpn_selected(ssl, &alpn, &alpnLen);
+  if (alpn) alpn_.assign(reinterpret_cast<const char*>(alpn), alpnLen);
+}
+
+std::string TlsClient::verifyError() const {
+  return verifyResult_ < 0 ? "no verification" : X509_verify_cert_error_string(verifyResult_);
+}
+
+std::vector<std::string> TlsClient::peerSans() const {
+  std::vector<std::string> out;
+  if (!peer_) return out;
+  auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(peer_, NID_subject_alt_name, nullptr, nullptr));
+  if (!names) return out;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
+    if (n->type == GEN_DNS) {
+      const ASN1_STRING* s = n->d.dNSName;
+      out.push_back("DNS:" + std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                                         static_cast<size_t>(ASN1_STRING_length(s))));
+    } else if (n->type == GEN_IPADD) {
+      const ASN1_OCTET_STRING* s = n->d.iPAddress;
+      char text[INET6_ADDRSTRLEN] = "";
+      int family = ASN1_STRING_length(s) == 4 ? AF_INET : AF_INET6;
+      ::inet_ntop(family, ASN1_STRING_get0_data(s), text, sizeof text);
+      out.push_back(std::string("IP:") + text);
+    }
+  }
+  GENERAL_NAMES_free(names);
+  return out;
+}
+
+std::string TlsClient::peerSubject() const {
+  if (!peer_) return "";
+  char buf[512];
+  return X509_NAME_oneline(X509_get_subject_name(peer_), buf, sizeof buf);
+}
+
+std::string TlsClient::peerIssuer() const {
+  if (!peer_) return "";
+  char buf[512];
+  return X509_NAME_oneline(X509_get_issuer_name(peer_), buf, sizeof buf);
+}
+
+long long TlsClient::peerNotAfter() const {
+  std::tm tm{};
+  if (!peer_ || ASN1_TIME_to_tm(X509_get0_notAfter(peer_), &tm) != 1) return 0;
+  return static_cast<long long>(::timegm(&tm));
+}
+
+std::string TlsClient::peerSignatureAlgorithm() const {
+  return peer_ ? OBJ_nid2ln(X509_get_signature_nid(peer_)) : "";
+}
+
+std::string TlsClient::peerKeyType() const {
+  EVP_PKEY* key = peer_ ? X509_get0_pubkey(peer_) : nullptr;
+  if (!key) return "";
+  switch (EVP_PKEY_get_base_id(key)) {
+    case EVP_PKEY_EC:
+      return "EC";
+    case EVP_PKEY_RSA:
+      return "RSA";
+    default:
+      return OBJ_nid2sn(EVP_PKEY_get_base_id(key));
+  }
+}
+
+int TlsClient::peerKeyBits() const {
+  EVP_PKEY* key = peer_ ? X509_get0_pubkey(peer_) : nullptr;
+  return key ? EVP_PKEY_get_bits(key) : 0;
+}
+
 // ---- Origin and Proxy ------------------------------------------------------------------------
 
 std::string Origin::authority() const { return "127.0.0.1:" + std::to_string(port_); }
-std::string Origin::url(std::string_view path) const { return "http://" + authority() + std::string(path); }
+std::string Origin::url(std::string_view path) const {
+  return (tls_ ? "https://" : "http://") + authority() + std::string(path);
+}
+
+void Origin::setTls(std::string clientCert, std::string clientKey) {
+  tls_ = true;
+  clientCert_ = std::move(clientCert);
+  clientKey_ = std::move(clientKey);
+}
+
+Response Origin::ask(std::string_view path) {
+  std::string request =
+      "GET " + std::string(path) + " HTTP/1.1\r\nHost: " + authority() + "\r\nConnection: close\r\n\r\n";
+  if (!tls_) {
+    Client c(port_);
+    return c.roundTrip(request);
+  }
+  // Whatever the origin speaks (a TLS 1.0-only one too), whichever certificate it serves.
+  TlsOptions o;
+  o.verify = false;
+  o.legacy = true;
+  o.minVersion = "1.0";
+  o.certFile = clientCert_;
+  o.keyFile = clientKey_;
+  auto t = TlsClient::direct(port_, "127.0.0.1", "", o);
+  if (!t->handshakeOk()) {
+    Response r;
+    r.error = t->error();
+    return r;
+  }
+  return t->roundTrip(request);
+}
 
 Origin::Stats Origin::stats() {
   Stats s;
-  Client c(port_);
-  Response r = c.roundTrip("GET /stats HTTP/1.1\r\nHost: " + authority() + "\r\nConnection: close\r\n\r\n");
+  Response r = ask("/stats");
   if (!r.complete || r.status != 200) return s;
   auto number = [&](std::string_view key) -> long {
     size_t at = r.body.find("\"" + std::string(key) + "\":");
@@ -686,13 +1010,13 @@ Origin::Stats Origin::stats() {
   };
   s.connections = number("connections");
   s.requests = number("requests");
+  s.tlsHandshakes = number("tls_handshakes");
+  s.tlsFailures = number("tls_failures");
   return s;
 }
 
 std::string Origin::requests() {
-  Client c(port_);
-  Response r =
-      c.roundTrip("GET /requests HTTP/1.1\r\nHost: " + authority() + "\r\nConnection: close\r\n\r\n");
+  Response r = ask("/requests");
   return r.complete ? r.body : "<origin /requests failed: " + r.error + ">";
 }
 
@@ -767,10 +1091,42 @@ Child* TestEnv::spawn(const std::string& name, const std::vector<std::string>& a
   return children_.back().get();
 }
 
-Origin* TestEnv::startOrigin() {
+Origin* TestEnv::startOrigin(const std::vector<std::string>& extraArgs) {
+  return launchOrigin(extraArgs, false, "", "");
+}
+
+std::string TestEnv::makePki(const std::string& aiaUrl) {
+  if (!pkiDir_.empty()) return pkiDir_;
+  std::string error;
+  if (!testpki::makeTestPki(path("pki"), &error, aiaUrl)) {
+    lastError_ = "cannot make the test PKI: " + error;
+    return "";
+  }
+  pkiDir_ = path("pki");
+  return pkiDir_;
+}
+
+Origin* TestEnv::startTlsOrigin(const TlsOriginOptions& opts) {
+  std::string pki = makePki();
+  if (pki.empty()) return nullptr;
+  std::vector<std::string> args{"--tls-cert", pki + "/" + opts.cert + ".crt", "--tls-key",
+                                pki + "/" + opts.cert + ".key"};
+  if (!opts.tlsMin.empty()) args.insert(args.end(), {"--tls-min", opts.tlsMin});
+  if (!opts.tlsMax.empty()) args.insert(args.end(), {"--tls-max", opts.tlsMax});
+  if (opts.requireClientCert) args.emplace_back("--require-client-cert");
+  if (!opts.alpn.empty()) args.insert(args.end(), {"--alpn", opts.alpn});
+  args.insert(args.end(), opts.extraArgs.begin(), opts.extraArgs.end());
+  return opts.requireClientCert ? launchOrigin(args, true, pki + "/client.crt", pki + "/client.key")
+                                : launchOrigin(args, true, "", "");
+}
+
+Origin* TestEnv::launchOrigin(const std::vector<std::string>& extraArgs, bool tls,
+                              const std::string& clientCert, const std::string& clientKey) {
   std::string name = origins_.empty() ? "origin" : "origin" + std::to_string(origins_.size() + 1);
   std::string portFile = path(name + ".port");
-  Child* c = spawn(name, {originBin(), "--port-file", portFile});
+  std::vector<std::string> argv{originBin(), "--port-file", portFile};
+  argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
+  Child* c = spawn(name, argv);
   if (!c) return nullptr;
   uint16_t port = 0;
   bool ok = waitUntil(
@@ -787,8 +1143,14 @@ Origin* TestEnv::startOrigin() {
   }
   origins_.push_back(std::make_unique<Origin>(c, port));
   Origin* o = origins_.back().get();
-  if (o->stats().requests != 0) {
-    lastError_ = "test origin on port " + std::to_string(port) + " does not answer /stats";
+  if (tls) o->setTls(clientCert, clientKey);
+  // The port file is written after listen(), so this first request (a TLS handshake included)
+  // needs no retry: failing here is a broken origin, not a slow one.
+  Response r = o->ask("/stats");
+  if (!r.complete || r.status != 200 || r.body.find("\"requests\":0") == std::string::npos) {
+    lastError_ = "test origin on port " + std::to_string(port) + " does not answer /stats" +
+                 (tls ? " over TLS" : "") + ": " + r.summary() + "\nstderr:\n" +
+                 tail(c->stderrText(), kDumpTail);
     return nullptr;
   }
   return o;

@@ -9,6 +9,10 @@
 //  - ports are picked free (bind 127.0.0.1:0, read it back, close) and readiness is polled (TCP
 //    connect, then an HTTP request), never assumed after a sleep;
 //  - every read and write has a timeout, so a proxy bug fails a test instead of hanging it.
+//
+// For the TLS-interception tests it also builds the test PKI (tests/pki) into the test dir,
+// starts TLS origins serving its certificates, and speaks TLS (TlsClient: directly or through a
+// CONNECT tunnel) with the same HTTP/1.1 reading code as the plain Client.
 #pragma once
 #include <gtest/gtest.h>
 #include <sys/types.h>
@@ -24,6 +28,10 @@
 #include <vector>
 
 #include "tests/origin/pattern.h"
+
+// OpenSSL's SSL and X509, without its headers in every test.
+struct ssl_st;
+struct x509_st;
 
 namespace sekisho::it {
 
@@ -159,6 +167,12 @@ class Client {
   std::string readSome(Millis timeout);
   void close();
 
+  // From now on every read and write goes through `ssl` (a TLS session already established on
+  // fd(), see TlsClient); the Client owns it and frees it on close(). isOpen() still looks at the
+  // socket, so a pending close_notify counts as open.
+  void useTls(ssl_st* ssl);
+  bool tls() const { return ssl_ != nullptr; }
+
  private:
   enum class Fill { Data, Eof, Timeout, Error };
   Fill fill(Millis timeout);
@@ -167,7 +181,79 @@ class Client {
   void deliver(std::string_view piece, Response& r, const ReadOptions& opts);
 
   int fd_ = -1;
+  ssl_st* ssl_ = nullptr;
   std::string buf_;
+};
+
+// ---- TLS client ------------------------------------------------------------------------------
+
+struct TlsOptions {
+  bool verify = true;                  // abort the handshake unless chain and name verify
+  std::optional<std::string> sni;      // default: the host, none for an IP literal; "" = none
+  std::vector<std::string> alpn;       // offered, e.g. {"h2", "http/1.1"}; empty: no ALPN
+  std::string minVersion, maxVersion;  // "1.0" ... "1.3"; empty: OpenSSL's defaults
+  bool legacy = false;                 // security level 0: TLS 1.0/1.1, SHA-1, small keys
+  std::string certFile, keyFile;       // a client certificate to present
+  Millis timeout{5000};                // for the connect, the CONNECT answer and the handshake
+};
+
+// A TLS connection as a browser makes it: to the origin directly, or through the proxy with
+// CONNECT. The chain is checked against `caFile` alone (no system roots) and the name against
+// the host (DNS name or IP literal); the result is recorded even when !opts.verify. After the
+// handshake, send/read/roundTrip are the plain Client's, over TLS.
+class TlsClient {
+ public:
+  static std::unique_ptr<TlsClient> direct(uint16_t port, const std::string& host, const std::string& caFile,
+                                           const TlsOptions& opts = {});
+  // `host` goes into the CONNECT line (host:port) and is the name the handshake verifies.
+  static std::unique_ptr<TlsClient> viaProxy(uint16_t proxyPort, const std::string& host, uint16_t port,
+                                             const std::string& caFile, const TlsOptions& opts = {});
+  ~TlsClient();
+  TlsClient(const TlsClient&) = delete;
+  TlsClient& operator=(const TlsClient&) = delete;
+
+  // The proxy's answer to CONNECT (status 0 when direct, or when it never answered).
+  const Response& connectResponse() const { return connect_; }
+  int proxyStatus() const { return connect_.status; }
+  bool tunnelOk() const { return tunnelOk_; }  // TCP up and, via a proxy, CONNECT got 2xx
+  bool handshakeOk() const { return handshakeOk_; }
+  const std::string& error() const { return error_; }  // why the tunnel or the handshake failed
+  long verifyResult() const { return verifyResult_; }  // X509_V_OK (0) or X509_V_ERR_*
+  std::string verifyError() const;                     // its text ("ok" when verified)
+
+  // What the server sent (valid after a handshake that got that far; empty/0 otherwise).
+  x509_st* peerCert() const { return peer_; }
+  int peerChainLength() const { return chainLength_; }  // certificates sent, leaf included
+  std::vector<std::string> peerSans() const;            // "DNS:name", "IP:127.0.0.1"
+  std::string peerSubject() const;                      // "/O=.../CN=..."
+  std::string peerIssuer() const;
+  long long peerNotAfter() const;              // Unix time
+  std::string peerSignatureAlgorithm() const;  // e.g. "ecdsa-with-SHA256"
+  std::string peerKeyType() const;             // "EC", "RSA", ...
+  int peerKeyBits() const;
+  // The negotiated session.
+  const std::string& version() const { return version_; }  // "TLSv1.3", "TLSv1", ...
+  const std::string& cipher() const { return cipher_; }
+  const std::string& alpn() const { return alpn_; }  // "" when none
+
+  Client& client() { return client_; }
+  bool send(std::string_view data, Millis timeout = Millis(5000)) { return client_.send(data, timeout); }
+  Response read(const ReadOptions& opts = {}) { return client_.read(opts); }
+  Response roundTrip(std::string_view request, const ReadOptions& opts = {}) {
+    return client_.roundTrip(request, opts);
+  }
+
+ private:
+  TlsClient(uint16_t port, Millis timeout) : client_(port, timeout) {}
+  void handshake(const std::string& host, const std::string& caFile, const TlsOptions& opts);
+
+  Client client_;
+  Response connect_;
+  bool tunnelOk_ = false, handshakeOk_ = false;
+  std::string error_, version_, cipher_, alpn_;
+  long verifyResult_ = -1;
+  x509_st* peer_ = nullptr;
+  int chainLength_ = 0;
 };
 
 // "GET <url> HTTP/1.1" with Host taken from the URL (absolute-form, as a browser sends to a proxy).
@@ -188,10 +274,17 @@ class Origin {
   Origin(Child* child, uint16_t port) : child_(child), port_(port) {}
   uint16_t port() const { return port_; }
   Child& child() { return *child_; }
-  std::string url(std::string_view path) const;  // http://127.0.0.1:PORT/path
+  std::string url(std::string_view path) const;  // http(s)://127.0.0.1:PORT/path
   std::string authority() const;                 // 127.0.0.1:PORT
+  // A TLS origin (TestEnv::startTlsOrigin): stats() and requests() then ask over TLS (any
+  // version, no verification), presenting clientCert/clientKey when those are set.
+  void setTls(std::string clientCert, std::string clientKey);
+  bool tls() const { return tls_; }
+  // One request on a new connection to the origin itself (plain or TLS as the origin speaks).
+  Response ask(std::string_view path);
   struct Stats {
     long connections = -1, requests = -1;
+    long tlsHandshakes = -1, tlsFailures = -1;  // a TLS origin's completed and failed handshakes
   };
   Stats stats();           // asked directly (not through the proxy); -1 on failure
   std::string requests();  // raw heads of every recorded request
@@ -200,6 +293,16 @@ class Origin {
  private:
   Child* child_;
   uint16_t port_;
+  bool tls_ = false;
+  std::string clientCert_, clientKey_;
+};
+
+struct TlsOriginOptions {
+  std::string cert = "good";           // serves <pki>/<cert>.crt (+ chain as in the file) and .key
+  std::string tlsMin, tlsMax;          // "1.0" ... "1.3"; empty: the origin's defaults (1.2 up)
+  bool requireClientCert = false;      // the origin's own requests then present client.crt
+  std::string alpn;                    // e.g. "h2,http/1.1"; empty: no ALPN
+  std::vector<std::string> extraArgs;  // more test_origin arguments, e.g. {"--static-dir", d}
 };
 
 struct ProxyConfig {
@@ -255,7 +358,16 @@ class TestEnv {
   Child* spawn(const std::string& name, const std::vector<std::string>& argv,
                const std::vector<std::string>& env = {});
   // Starts a test origin and waits until it answers; nullptr (and lastError()) on failure.
-  Origin* startOrigin();
+  // `extraArgs` go to test_origin (e.g. {"--static-dir", dir} for an AIA server).
+  Origin* startOrigin(const std::vector<std::string>& extraArgs = {});
+  // Writes the test PKI (tests/pki/test_pki.h) into <dir>/pki on the first call and returns that
+  // path; later calls return it unchanged (their aiaUrl is ignored). "" (and lastError()) on
+  // failure. The AIA URL is usually an origin's /static/inter.der, so start that origin first
+  // with {"--static-dir", path("pki")}: it reads the files per request.
+  std::string makePki(const std::string& aiaUrl = "");
+  // Starts a TLS test origin serving a PKI certificate (makePki() first when needed) and waits
+  // until a TLS handshake and GET /stats succeed; nullptr (and lastError()) on failure.
+  Origin* startTlsOrigin(const TlsOriginOptions& opts = {});
   // The configuration of the usual test proxy, sending to the first origin.
   ProxyConfig proxyConfig() const;
   std::string renderConfig(const ProxyConfig& cfg, uint16_t port) const;
@@ -267,8 +379,10 @@ class TestEnv {
 
  private:
   Proxy* startProxyOnce(const ProxyConfig& cfg, uint16_t port, bool expectHealthy);
+  Origin* launchOrigin(const std::vector<std::string>& args, bool tls, const std::string& clientCert,
+                       const std::string& clientKey);
 
-  std::string dir_, lastError_;
+  std::string dir_, lastError_, pkiDir_;
   int proxyStarts_ = 0;
   std::vector<std::unique_ptr<Child>> children_;
   std::vector<std::unique_ptr<Origin>> origins_;

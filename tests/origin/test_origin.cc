@@ -1,10 +1,22 @@
 // test_origin: the HTTP/1.1 origin server the integration tests put behind the proxy.
 //
-//   test_origin --port-file F [--port P]
+//   test_origin --port-file F [--port P] [--static-dir DIR]
+//               [--tls-cert FILE --tls-key FILE [--tls-min V] [--tls-max V]
+//                [--require-client-cert] [--alpn LIST]]
 //
 // Binds 127.0.0.1:P (0, the default, picks a free port) and writes the port to F (atomically,
 // through a rename), so the test can wait for the file instead of guessing. Blocking sockets and
 // one thread per connection: simple enough to trust, fast enough for a few GiB per test.
+//
+// With --tls-cert/--tls-key every connection is TLS (OpenSSL), then the same HTTP endpoints.
+// The cert file may hold leaf + chain (sent as is: a leaf-only file is the missing-intermediate
+// case). V is 1.0|1.1|1.2|1.3; the minimum defaults to 1.2. The security level is always 0: the
+// origin must be able to serve what the proxy is expected to refuse (TLS 1.0, RSA-1024 and SHA-1
+// certificates); refusing is the proxy's job. --require-client-cert requests a client certificate
+// and fails the handshake without one (any certificate is accepted). --alpn LIST (comma
+// separated, e.g. "h2,http/1.1") selects, in the server's order, the first protocol the client
+// offers; without an overlap no ALPN is negotiated. The handshake has 10 s; a failure is logged
+// to stderr, counted in /stats and closes that connection only.
 //
 // It is deliberately lenient (bare LF line ends, any header count): the proxy is the component
 // under test and the origin must show what the proxy sent rather than refuse it. Every request
@@ -28,12 +40,28 @@
 //                recorded request. Neither /stats nor /requests is recorded.
 //   /requests    the raw heads of all recorded requests, concatenated in arrival order;
 //                X-Request-Count: r, X-Body-Lengths: comma-separated body sizes.
+//                /stats also counts TLS handshakes: "tls_handshakes" and "tls_failures".
+//   /tls         this connection's TLS session as JSON: {"version":"TLSv1.3","cipher":"...",
+//                "sni":"good.pki.test","alpn":"http/1.1","client_cert":"<subject or empty>"};
+//                all empty on a plain connection.
+//   /ws          WebSocket (RFC 6455) echo: a valid Upgrade gets 101 with the right
+//                Sec-WebSocket-Accept (else 400), then text/binary/continuation frames are echoed
+//                unmasked with the same opcode and FIN bit, a ping gets a pong, a close frame is
+//                answered with a close frame and the connection closed; an unmasked client frame
+//                or unknown opcode gets close 1002.
+//   /static/NAME the file DIR/NAME of --static-dir (no '/' in NAME); Content-Type
+//                application/pkix-cert for .der (an AIA server), application/x-pem-file for .pem
+//                and .crt, application/octet-stream otherwise; 404 when missing.
 // Any endpoint takes h=Name:Value (percent-encoded, repeatable) to add a response header.
 // HEAD gets the GET head without a body. `Expect: 100-continue` on a request with a body gets an
 // interim 100 Continue before the body is read.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -42,11 +70,14 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -80,7 +111,21 @@ struct Recorder {
   std::mutex mu;
   std::vector<Record> records;
   uint64_t connections = 0;
+  uint64_t tlsHandshakes = 0, tlsFailures = 0;
 };
+
+struct Options {
+  std::string staticDir;
+  std::string tlsCert, tlsKey;
+  int tlsMin = 0, tlsMax = 0;  // TLS1_VERSION...; 0 = default
+  bool requireClientCert = false;
+  std::string alpnWire;  // ALPN protocol list in wire format (length-prefixed)
+};
+
+Options& options() {
+  static Options o;
+  return o;
+}
 
 Recorder& recorder() {
   static Recorder r;
@@ -257,16 +302,116 @@ std::optional<Request> parseHead(std::string head) {
   return r;
 }
 
+constexpr int kHandshakeTimeoutSec = 10;
+constexpr const char* kWebSocketGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+constexpr uint64_t kMaxFrameBytes = 64 * 1024 * 1024;
+
+std::string opensslError() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out.empty() ? "no OpenSSL error queued" : out;
+}
+
+std::string base64(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+// RFC 6455 §4.2.1: the key is the base64 of 16 bytes, i.e. 22 characters and "==".
+bool validWebSocketKey(std::string_view key) {
+  if (key.size() != 24 || key.substr(22) != "==") return false;
+  unsigned char out[24];
+  return EVP_DecodeBlock(out, reinterpret_cast<const unsigned char*>(key.data()), 24) == 18;
+}
+
+std::string webSocketAccept(std::string_view key) {
+  std::string in = std::string(key) + kWebSocketGuid;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(in.data(), in.size(), md, &len, EVP_sha1(), nullptr);
+  return base64(std::string_view(reinterpret_cast<const char*>(md), len));
+}
+
+std::string jsonEscape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// The connection's byte stream: the socket itself or a TLS session over it, so plain and TLS
+// connections run the same HTTP code. Blocking semantics: >0 bytes, 0 EOF, <0 error.
+struct Io {
+  int fd = -1;
+  SSL* ssl = nullptr;
+
+  ssize_t read(char* buf, size_t cap) {
+    if (!ssl) {
+      for (;;) {
+        ssize_t n = ::recv(fd, buf, cap, 0);
+        if (n < 0 && errno == EINTR) continue;
+        return n;
+      }
+    }
+    int n = SSL_read(ssl, buf, static_cast<int>(std::min<size_t>(cap, INT_MAX)));
+    if (n > 0) return n;
+    int e = SSL_get_error(ssl, n);
+    ERR_clear_error();
+    // A peer that closes without close_notify is an EOF here too: the tests (and the proxy)
+    // often just close the TCP connection.
+    return e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL || e == SSL_ERROR_SSL ? 0 : -1;
+  }
+
+  ssize_t write(const char* p, size_t len) {
+    if (!ssl) {
+      for (;;) {
+        ssize_t n = ::send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        return n;
+      }
+    }
+    int n = SSL_write(ssl, p, static_cast<int>(std::min<size_t>(len, INT_MAX)));
+    if (n > 0) return n;
+    ERR_clear_error();
+    return -1;
+  }
+};
+
+struct TlsInfo {
+  std::string version, cipher, sni, alpn, clientCert;
+};
+
 class Conn {
  public:
-  explicit Conn(int fd) : fd_(fd) {}
+  Conn(int fd, SSL_CTX* tls) : fd_(fd), tlsCtx_(tls) { io_.fd = fd; }
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
   ~Conn() {
+    if (io_.ssl) SSL_free(io_.ssl);
     if (fd_ >= 0) ::close(fd_);
   }
 
   void run() {
+    if (tlsCtx_ && !handshake()) return;
     for (;;) {
       auto req = readRequest();
       if (!req) return;
@@ -277,27 +422,76 @@ class Conn {
  private:
   using Sink = std::function<void(std::string_view)>;
 
-  // One recv() appended to in_; false on EOF or error.
-  bool fill() {
-    char buf[kReadBlock];
-    for (;;) {
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n > 0) {
-        in_.append(buf, static_cast<size_t>(n));
-        return true;
-      }
-      if (n < 0 && errno == EINTR) continue;
+  static void setTimeouts(int fd, int seconds) {
+    timeval tv{seconds, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  }
+
+  // Blocking SSL_accept bounded by socket timeouts (a client that never finishes must not pin a
+  // thread forever); the timeouts are lifted afterwards because /hang and idle keep-alive
+  // connections legitimately wait for the peer.
+  bool handshake() {
+    io_.ssl = SSL_new(tlsCtx_);
+    if (!io_.ssl || !SSL_set_fd(io_.ssl, fd_)) {
+      logTls("cannot create a TLS session: " + opensslError());
       return false;
     }
+    setTimeouts(fd_, kHandshakeTimeoutSec);
+    int rc = SSL_accept(io_.ssl);
+    setTimeouts(fd_, 0);
+    auto& rec = recorder();
+    if (rc != 1) {
+      int e = SSL_get_error(io_.ssl, rc);
+      std::string why =
+          e == SSL_ERROR_SYSCALL && errno != 0 ? std::string(std::strerror(errno)) : opensslError();
+      ERR_clear_error();
+      {
+        std::lock_guard lock(rec.mu);
+        ++rec.tlsFailures;
+      }
+      logTls("TLS handshake failed: " + why);
+      return false;
+    }
+    {
+      std::lock_guard lock(rec.mu);
+      ++rec.tlsHandshakes;
+    }
+    tls_.version = SSL_get_version(io_.ssl);
+    tls_.cipher = SSL_get_cipher_name(io_.ssl);
+    if (const char* sni = SSL_get_servername(io_.ssl, TLSEXT_NAMETYPE_host_name)) tls_.sni = sni;
+    const unsigned char* alpn = nullptr;
+    unsigned int alpnLen = 0;
+    SSL_get0_alpn_selected(io_.ssl, &alpn, &alpnLen);
+    if (alpn) tls_.alpn.assign(reinterpret_cast<const char*>(alpn), alpnLen);
+    if (X509* peer = SSL_get1_peer_certificate(io_.ssl)) {
+      char buf[512];
+      X509_NAME_oneline(X509_get_subject_name(peer), buf, sizeof buf);
+      tls_.clientCert = buf;
+      X509_free(peer);
+    }
+    logTls("TLS " + tls_.version + " " + tls_.cipher + " sni=" + tls_.sni + " alpn=" + tls_.alpn);
+    return true;
+  }
+
+  void logTls(const std::string& what) {
+    std::lock_guard lock(logMutex());
+    std::fprintf(stderr, "test_origin: %s\n", what.c_str());
+  }
+
+  // One read appended to in_; false on EOF or error.
+  bool fill() {
+    char buf[kReadBlock];
+    ssize_t n = io_.read(buf, sizeof buf);
+    if (n <= 0) return false;
+    in_.append(buf, static_cast<size_t>(n));
+    return true;
   }
 
   bool sendAll(std::string_view data) {
     while (!data.empty()) {
-      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return false;
-      }
+      ssize_t n = io_.write(data.data(), data.size());
+      if (n <= 0) return false;
       data.remove_prefix(static_cast<size_t>(n));
     }
     return true;
@@ -405,6 +599,10 @@ class Conn {
   // Closes after the peer has read everything: half-close, then drain until its FIN, so unread
   // input never turns our close into an RST that could destroy the response in flight.
   void lingeringClose() {
+    if (io_.ssl) {
+      SSL_shutdown(io_.ssl);  // close_notify, so a TLS client sees a clean end
+      ERR_clear_error();
+    }
     ::shutdown(fd_, SHUT_WR);
     pollfd p{fd_, POLLIN, 0};
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kLingerDrainMs);
@@ -586,7 +784,9 @@ class Conn {
       {
         std::lock_guard lock(rec.mu);
         body = "{\"connections\":" + std::to_string(rec.connections) +
-               ",\"requests\":" + std::to_string(rec.records.size()) + "}";
+               ",\"requests\":" + std::to_string(rec.records.size()) +
+               ",\"tls_handshakes\":" + std::to_string(rec.tlsHandshakes) +
+               ",\"tls_failures\":" + std::to_string(rec.tlsFailures) + "}";
       }
       return finish(200, {{"Content-Type", "application/json"}}, body);
     }
@@ -609,25 +809,235 @@ class Conn {
                      {"X-Body-Lengths", lengths.empty() ? "-" : lengths}},
                     body);
     }
+    if (path == "/tls") {
+      std::string body = "{\"version\":\"" + jsonEscape(tls_.version) + "\",\"cipher\":\"" +
+                         jsonEscape(tls_.cipher) + "\",\"sni\":\"" + jsonEscape(tls_.sni) + "\",\"alpn\":\"" +
+                         jsonEscape(tls_.alpn) + "\",\"client_cert\":\"" + jsonEscape(tls_.clientCert) +
+                         "\"}";
+      return finish(200, {{"Content-Type", "application/json"}}, body);
+    }
+    if (path == "/ws") {
+      const std::string* key = req.header("sec-websocket-key");
+      const std::string* version = req.header("sec-websocket-version");
+      if (!key || !validWebSocketKey(*key) || !version || *version != "13" ||
+          !req.hasToken("upgrade", "websocket") || !req.hasToken("connection", "upgrade")) {
+        return finish(400, {{"Content-Type", "text/plain"}}, "bad websocket upgrade\n");
+      }
+      logLine(req, 101);
+      std::string head =
+          "HTTP/1.1 101 Switching Protocols\r\nServer: sekisho-test-origin\r\nUpgrade: websocket\r\n"
+          "Connection: Upgrade\r\nSec-WebSocket-Accept: " +
+          webSocketAccept(*key) + "\r\n\r\n";
+      if (!sendAll(head)) return false;
+      echoWebSocket();
+      return false;
+    }
+    if (path.rfind("/static/", 0) == 0) {
+      std::string name = path.substr(8);
+      const std::string& dir = options().staticDir;
+      // Only plain names inside DIR: no '/', no dot files (so no "..").
+      if (dir.empty() || name.empty() || name.find('/') != std::string::npos || name[0] == '.') {
+        return finish(404, {{"Content-Type", "text/plain"}}, "no such file\n");
+      }
+      std::ifstream in(dir + "/" + name, std::ios::binary);
+      if (!in) return finish(404, {{"Content-Type", "text/plain"}}, "no such file\n");
+      std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      auto endsWith = [&](std::string_view ext) {
+        return name.size() > ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0;
+      };
+      const char* type = endsWith(".der")                       ? "application/pkix-cert"
+                         : endsWith(".pem") || endsWith(".crt") ? "application/x-pem-file"
+                                                                : "application/octet-stream";
+      return finish(200, {{"Content-Type", type}}, body);
+    }
     return finish(404, {{"Content-Type", "text/plain"}}, "no such endpoint\n");
   }
 
+  // Waits until in_ holds at least n bytes; false on EOF or error.
+  bool need(size_t n) {
+    while (in_.size() < n) {
+      if (!fill()) return false;
+    }
+    return true;
+  }
+
+  // An unmasked server frame (RFC 6455 §5.2); b0 carries FIN and the opcode.
+  bool sendFrame(uint8_t b0, std::string_view payload) {
+    std::string f(1, static_cast<char>(b0));
+    if (payload.size() < 126) {
+      f.push_back(static_cast<char>(payload.size()));
+    } else if (payload.size() <= 0xffff) {
+      f.push_back(static_cast<char>(126));
+      f.push_back(static_cast<char>(payload.size() >> 8));
+      f.push_back(static_cast<char>(payload.size() & 0xff));
+    } else {
+      f.push_back(static_cast<char>(127));
+      for (int i = 7; i >= 0; --i)
+        f.push_back(static_cast<char>((uint64_t{payload.size()} >> (8 * i)) & 0xff));
+    }
+    f.append(payload);
+    return sendAll(f);
+  }
+
+  void closeWebSocket(uint16_t code) {
+    const char payload[2] = {static_cast<char>(code >> 8), static_cast<char>(code & 0xff)};
+    sendFrame(0x88, std::string_view(payload, 2));
+    lingeringClose();
+  }
+
+  // The echo loop after the 101: returns when the connection is finished.
+  void echoWebSocket() {
+    for (;;) {
+      if (!need(2)) return;
+      const auto b0 = static_cast<uint8_t>(in_[0]);
+      const auto b1 = static_cast<uint8_t>(in_[1]);
+      size_t hdr = 2;
+      uint64_t len = b1 & 0x7f;
+      if (len == 126) {
+        if (!need(4)) return;
+        len = uint64_t{static_cast<uint8_t>(in_[2])} << 8 | static_cast<uint8_t>(in_[3]);
+        hdr = 4;
+      } else if (len == 127) {
+        if (!need(10)) return;
+        len = 0;
+        for (size_t i = 0; i < 8; ++i) len = len << 8 | static_cast<uint8_t>(in_[2 + i]);
+        hdr = 10;
+      }
+      // §5.1: a client frame must be masked; an unmasked one is a protocol error (1002).
+      if (!(b1 & 0x80) || len > kMaxFrameBytes) return closeWebSocket(1002);
+      if (!need(hdr + 4 + len)) return;
+      std::string payload = in_.substr(hdr + 4, static_cast<size_t>(len));
+      for (size_t i = 0; i < payload.size(); ++i)
+        payload[i] = static_cast<char>(payload[i] ^ in_[hdr + i % 4]);
+      in_.erase(0, hdr + 4 + static_cast<size_t>(len));
+      switch (b0 & 0x0f) {
+        case 0x0:  // continuation, text, binary: echoed with the same FIN bit and opcode
+        case 0x1:
+        case 0x2:
+          if (!sendFrame(static_cast<uint8_t>(b0 & 0x8f), payload)) return;
+          break;
+        case 0x8:  // close: answer with the peer's status code, then close
+          sendFrame(0x88, std::string_view(payload).substr(0, 125));
+          lingeringClose();
+          return;
+        case 0x9:  // ping -> pong with the same payload
+          if (!sendFrame(0x8a, payload)) return;
+          break;
+        case 0xa:  // unsolicited pong: ignored (§5.5.3)
+          break;
+        default:
+          return closeWebSocket(1002);
+      }
+    }
+  }
+
   int fd_;
+  SSL_CTX* tlsCtx_;  // null: plain HTTP
+  Io io_;
+  TlsInfo tls_;
   std::string in_;
   bool counted_ = false;  // this connection carried a recorded request (counted once)
 };
 
-void usage() { std::fprintf(stderr, "usage: test_origin --port-file FILE [--port PORT]\n"); }
+void usage() {
+  std::fprintf(stderr,
+               "usage: test_origin --port-file FILE [--port PORT] [--static-dir DIR]\n"
+               "       [--tls-cert FILE --tls-key FILE [--tls-min V] [--tls-max V] [--require-client-cert]\n"
+               "        [--alpn LIST]]   (V: 1.0|1.1|1.2|1.3)\n");
+}
+
+int parseTlsVersion(std::string_view v) {
+  if (v == "1.0") return TLS1_VERSION;
+  if (v == "1.1") return TLS1_1_VERSION;
+  if (v == "1.2") return TLS1_2_VERSION;
+  if (v == "1.3") return TLS1_3_VERSION;
+  return -1;
+}
+
+// "h2,http/1.1" -> "\x02h2\x08http/1.1"; empty on an empty or over-long name.
+std::string alpnWire(std::string_view list) {
+  std::string wire;
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view name = trim(list.substr(0, comma));
+    list.remove_prefix(comma == std::string_view::npos ? list.size() : comma + 1);
+    if (name.empty() || name.size() > 255) return "";
+    wire.push_back(static_cast<char>(name.size()));
+    wire.append(name);
+  }
+  return wire;
+}
+
+int selectAlpn(SSL*, const unsigned char** out, unsigned char* outLen, const unsigned char* in,
+               unsigned inLen, void*) {
+  const std::string& wire = options().alpnWire;
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outLen, reinterpret_cast<const unsigned char*>(wire.data()),
+                            static_cast<unsigned>(wire.size()), in, inLen) != OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_NOACK;  // no overlap: carry on without ALPN
+  }
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+SSL_CTX* makeTlsContext(const Options& o) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx) return nullptr;
+  // Level 0 (see the top of the file): the origin serves weak protocols and certificates so the
+  // proxy's refusal of them can be tested. The cipher string carries the level too, because a
+  // system-wide CipherString would otherwise raise it again.
+  SSL_CTX_set_security_level(ctx, 0);
+  if (!SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0") ||
+      !SSL_CTX_set_min_proto_version(ctx, o.tlsMin ? o.tlsMin : TLS1_2_VERSION) ||
+      !SSL_CTX_set_max_proto_version(ctx, o.tlsMax) ||
+      SSL_CTX_use_certificate_chain_file(ctx, o.tlsCert.c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx, o.tlsKey.c_str(), SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(ctx) != 1) {
+    SSL_CTX_free(ctx);
+    return nullptr;
+  }
+  if (o.requireClientCert) {
+    // Any certificate will do: the tests check that the proxy presents one, not whose it is.
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       [](int, X509_STORE_CTX*) { return 1; });
+  }
+  if (!o.alpnWire.empty()) SSL_CTX_set_alpn_select_cb(ctx, selectAlpn, nullptr);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_num_tickets(ctx, 0);  // each connection is a full handshake the test can observe
+  return ctx;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string portFile;
   uint16_t port = 0;
+  Options& opts = options();
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "--port-file" && i + 1 < argc) {
       portFile = argv[++i];
+    } else if (a == "--static-dir" && i + 1 < argc) {
+      opts.staticDir = argv[++i];
+    } else if (a == "--tls-cert" && i + 1 < argc) {
+      opts.tlsCert = argv[++i];
+    } else if (a == "--tls-key" && i + 1 < argc) {
+      opts.tlsKey = argv[++i];
+    } else if ((a == "--tls-min" || a == "--tls-max") && i + 1 < argc) {
+      int v = parseTlsVersion(argv[++i]);
+      if (v < 0) {
+        usage();
+        return 2;
+      }
+      (a == "--tls-min" ? opts.tlsMin : opts.tlsMax) = v;
+    } else if (a == "--require-client-cert") {
+      opts.requireClientCert = true;
+    } else if (a == "--alpn" && i + 1 < argc) {
+      opts.alpnWire = alpnWire(argv[++i]);
+      if (opts.alpnWire.empty()) {
+        usage();
+        return 2;
+      }
     } else if (a == "--port" && i + 1 < argc) {
       auto p = parseNumber<uint16_t>(argv[++i]);
       if (!p) {
@@ -640,11 +1050,20 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (portFile.empty()) {
+  if (portFile.empty() || opts.tlsCert.empty() != opts.tlsKey.empty()) {
     usage();
     return 2;
   }
   ::signal(SIGPIPE, SIG_IGN);
+  SSL_CTX* tls = nullptr;
+  if (!opts.tlsCert.empty()) {
+    tls = makeTlsContext(opts);
+    if (!tls) {
+      std::fprintf(stderr, "test_origin: TLS setup (%s, %s): %s\n", opts.tlsCert.c_str(), opts.tlsKey.c_str(),
+                   opensslError().c_str());
+      return 1;
+    }
+  }
 
   int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (lfd < 0) {
@@ -673,7 +1092,8 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::fprintf(stderr, "test_origin: listening on 127.0.0.1:%u\n", ntohs(addr.sin_port));
+  std::fprintf(stderr, "test_origin: listening on 127.0.0.1:%u%s\n", ntohs(addr.sin_port),
+               tls ? " (TLS)" : "");
 
   for (;;) {
     int fd = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
@@ -685,7 +1105,7 @@ int main(int argc, char** argv) {
     }
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     try {
-      std::thread([fd] { Conn(fd).run(); }).detach();
+      std::thread([fd, tls] { Conn(fd, tls).run(); }).detach();
     } catch (const std::system_error&) {
       ::close(fd);  // out of threads: refuse this one, keep serving the others
     }

@@ -1,0 +1,250 @@
+#include "tests/pki/test_pki.h"
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+namespace sekisho::testpki {
+namespace {
+
+constexpr long kHour = 3600;
+constexpr long kDay = 24 * kHour;
+
+struct Free {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+  void operator()(X509* p) const { X509_free(p); }
+  void operator()(BIGNUM* p) const { BN_free(p); }
+  void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
+  void operator()(FILE* p) const { std::fclose(p); }
+};
+using Key = std::unique_ptr<EVP_PKEY, Free>;
+using Cert = std::unique_ptr<X509, Free>;
+
+// Failures carry OpenSSL's own reason: a test that cannot build its fixtures should say why.
+struct Failure {
+  std::string what;
+};
+
+[[noreturn]] void fail(const std::string& what) {
+  std::string msg = what;
+  if (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    msg += ": ";
+    msg += buf;
+  }
+  ERR_clear_error();
+  throw Failure{msg};
+}
+
+Key ecKey() {
+  Key k(EVP_EC_gen("P-256"));
+  if (!k) fail("EC key generation");
+  return k;
+}
+
+Key rsaKey(unsigned bits) {
+  Key k(EVP_RSA_gen(bits));
+  if (!k) fail("RSA key generation");
+  return k;
+}
+
+// Filled with designated initializers; every member has a default because GCC's
+// -Wmissing-field-initializers flags a skipped member that has none.
+struct CertSpec {
+  std::string cn = "";  // leaves: "" = <name>.pki.test
+  bool ca = false;
+  long notBefore = -kHour;  // seconds from now
+  long notAfter = 30 * kDay;
+  std::string san = "";  // subjectAltName value, e.g. "DNS:a,IP:127.0.0.1"; "" = none
+  std::string eku = "serverAuth";
+  std::string aia = "";        // caIssuers URL, "" = none
+  const EVP_MD* md = nullptr;  // nullptr: SHA-256
+};
+
+void addExt(X509* cert, X509V3_CTX* ctx, int nid, const std::string& value) {
+  std::unique_ptr<X509_EXTENSION, Free> ext(X509V3_EXT_conf_nid(nullptr, ctx, nid, value.c_str()));
+  if (!ext || !X509_add_ext(cert, ext.get(), -1))
+    fail("extension " + std::string(OBJ_nid2sn(nid)) + "=" + value);
+}
+
+// A certificate for `key` signed by issuerKey; `issuer` null means self-signed.
+Cert makeCert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuerKey) {
+  Cert cert(X509_new());
+  if (!cert || !X509_set_version(cert.get(), X509_VERSION_3)) fail("X509_new");
+  // Random 64-bit serials: a client that caches by issuer+serial never mixes two test runs up.
+  std::unique_ptr<BIGNUM, Free> bn(BN_new());
+  if (!bn || !BN_rand(bn.get(), 64, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) ||
+      !BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert.get()))) {
+    fail("serial");
+  }
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+                                  reinterpret_cast<const unsigned char*>("Sekisho Test PKI"), -1, -1, 0) ||
+      !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                  reinterpret_cast<const unsigned char*>(spec.cn.c_str()), -1, -1, 0)) {
+    fail("subject");
+  }
+  if (!X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer) : name)) fail("issuer");
+  if (!X509_gmtime_adj(X509_getm_notBefore(cert.get()), spec.notBefore) ||
+      !X509_gmtime_adj(X509_getm_notAfter(cert.get()), spec.notAfter)) {
+    fail("validity");
+  }
+  if (!X509_set_pubkey(cert.get(), key)) fail("public key");
+
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, issuer ? issuer : cert.get(), cert.get(), nullptr, nullptr, 0);
+  if (spec.ca) {
+    addExt(cert.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE");
+    addExt(cert.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
+  } else {
+    addExt(cert.get(), &ctx, NID_basic_constraints, "critical,CA:FALSE");
+    addExt(cert.get(), &ctx, NID_key_usage, "critical,digitalSignature");
+    addExt(cert.get(), &ctx, NID_ext_key_usage, spec.eku);
+  }
+  addExt(cert.get(), &ctx, NID_subject_key_identifier, "hash");
+  // The AKI of a self-signed certificate names its own key; OpenSSL reads it from the issuer
+  // certificate in ctx, which for self-signed is the certificate being built (its key is set).
+  addExt(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always");
+  if (!spec.san.empty()) addExt(cert.get(), &ctx, NID_subject_alt_name, spec.san);
+  if (!spec.aia.empty()) addExt(cert.get(), &ctx, NID_info_access, "caIssuers;URI:" + spec.aia);
+
+  // X509_sign() applies no security level, so SHA-1 still signs under OpenSSL 3.
+  if (X509_sign(cert.get(), issuerKey, spec.md ? spec.md : EVP_sha256()) <= 0) fail("signing " + spec.cn);
+  return cert;
+}
+
+std::unique_ptr<FILE, Free> openOut(const std::string& path, bool secret) {
+  std::unique_ptr<FILE, Free> f(std::fopen(path.c_str(), "wb"));
+  if (!f) throw Failure{"cannot write " + path + ": " + std::strerror(errno)};
+  if (secret) ::chmod(path.c_str(), 0600);
+  return f;
+}
+
+// Writes certs[0..] (leaf first) as one PEM file.
+void writeCerts(const std::string& path, const std::vector<X509*>& certs) {
+  auto f = openOut(path, false);
+  for (X509* c : certs) {
+    if (!PEM_write_X509(f.get(), c)) fail("writing " + path);
+  }
+  if (std::fflush(f.get()) != 0) throw Failure{"cannot write " + path};
+}
+
+void writeKey(const std::string& path, EVP_PKEY* key) {
+  auto f = openOut(path, true);
+  if (!PEM_write_PrivateKey(f.get(), key, nullptr, nullptr, 0, nullptr, nullptr)) fail("writing " + path);
+  if (std::fflush(f.get()) != 0) throw Failure{"cannot write " + path};
+}
+
+void writeDer(const std::string& path, X509* cert) {
+  auto f = openOut(path, false);
+  if (!i2d_X509_fp(f.get(), cert)) fail("writing " + path);
+  if (std::fflush(f.get()) != 0) throw Failure{"cannot write " + path};
+}
+
+std::string defaultSan(const std::string& name) {
+  return "DNS:" + name + ".pki.test,DNS:localhost,IP:127.0.0.1";
+}
+
+void build(const std::string& dir, const std::string& aiaUrl) {
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    throw Failure{"cannot create " + dir + ": " + std::strerror(errno)};
+  }
+  auto p = [&](const std::string& file) { return dir + "/" + file; };
+  constexpr long kCaLife = 3650 * kDay;
+
+  Key rootKey = ecKey();
+  CertSpec rootSpec{.cn = "Sekisho Test Root", .ca = true, .notAfter = kCaLife};
+  Cert root = makeCert(rootSpec, rootKey.get(), nullptr, rootKey.get());
+  writeCerts(p("root.crt"), {root.get()});
+  writeKey(p("root.key"), rootKey.get());
+
+  Key interKey = ecKey();
+  CertSpec interSpec{.cn = "Sekisho Test Intermediate", .ca = true, .notAfter = kCaLife, .aia = aiaUrl};
+  Cert inter = makeCert(interSpec, interKey.get(), root.get(), rootKey.get());
+  writeCerts(p("inter.crt"), {inter.get()});
+  writeKey(p("inter.key"), interKey.get());
+  writeDer(p("inter.der"), inter.get());
+
+  Key otherRootKey = ecKey();
+  CertSpec otherRootSpec{.cn = "Sekisho Untrusted Root", .ca = true, .notAfter = kCaLife};
+  Cert otherRoot = makeCert(otherRootSpec, otherRootKey.get(), nullptr, otherRootKey.get());
+  writeCerts(p("untrusted-root.crt"), {otherRoot.get()});
+  writeKey(p("untrusted-root.key"), otherRootKey.get());
+  Key otherInterKey = ecKey();
+  CertSpec otherInterSpec{.cn = "Sekisho Untrusted Intermediate", .ca = true, .notAfter = kCaLife};
+  Cert otherInter = makeCert(otherInterSpec, otherInterKey.get(), otherRoot.get(), otherRootKey.get());
+
+  // A leaf under inter: `chain` false writes the leaf alone (the missing-intermediate case).
+  auto leaf = [&](const std::string& name, CertSpec spec, Key key, bool chain) {
+    if (spec.cn.empty()) spec.cn = name + ".pki.test";
+    if (spec.san.empty()) spec.san = defaultSan(name);
+    Cert c = makeCert(spec, key.get(), inter.get(), interKey.get());
+    std::vector<X509*> certs{c.get()};
+    if (chain) certs.push_back(inter.get());
+    writeCerts(p(name + ".crt"), certs);
+    writeKey(p(name + ".key"), key.get());
+  };
+  leaf("good", {}, ecKey(), true);
+  leaf("expired", {.notBefore = -60 * kDay, .notAfter = -30 * kDay}, ecKey(), true);
+  leaf("notyet", {.notBefore = 30 * kDay, .notAfter = 60 * kDay}, ecKey(), true);
+  leaf("wronghost", {.san = "DNS:other.example"}, ecKey(), true);
+  leaf("nointer", {}, ecKey(), false);
+  leaf("rsa1024", {}, rsaKey(1024), true);
+  leaf("sha1", {.md = EVP_sha1()}, ecKey(), true);
+  leaf("clientauth", {}, ecKey(), true);
+  // No DNS name anywhere: hostname checks fall back to the CN when there is no DNS SAN.
+  leaf("ip", {.cn = "127.0.0.1", .san = "IP:127.0.0.1"}, ecKey(), true);
+
+  {
+    Key key = ecKey();
+    CertSpec spec{.cn = "selfsigned.pki.test", .san = defaultSan("selfsigned")};
+    Cert c = makeCert(spec, key.get(), nullptr, key.get());
+    writeCerts(p("selfsigned.crt"), {c.get()});
+    writeKey(p("selfsigned.key"), key.get());
+  }
+  {
+    Key key = ecKey();
+    CertSpec spec{.cn = "untrusted.pki.test", .san = defaultSan("untrusted")};
+    Cert c = makeCert(spec, key.get(), otherInter.get(), otherInterKey.get());
+    writeCerts(p("untrusted.crt"), {c.get(), otherInter.get()});
+    writeKey(p("untrusted.key"), key.get());
+  }
+  {
+    Key key = ecKey();
+    CertSpec spec{.cn = "client.pki.test", .san = "DNS:client.pki.test", .eku = "clientAuth"};
+    Cert c = makeCert(spec, key.get(), root.get(), rootKey.get());
+    writeCerts(p("client.crt"), {c.get()});
+    writeKey(p("client.key"), key.get());
+  }
+}
+
+}  // namespace
+
+bool makeTestPki(const std::string& dir, std::string* error, const std::string& aiaUrl) {
+  try {
+    build(dir, aiaUrl);
+    return true;
+  } catch (const Failure& f) {
+    if (error) *error = f.what;
+    return false;
+  }
+}
+
+const std::vector<std::string>& leafNames() {
+  static const std::vector<std::string> names{"good",       "expired",    "notyet",  "wronghost",
+                                              "selfsigned", "untrusted",  "nointer", "rsa1024",
+                                              "sha1",       "clientauth", "ip"};
+  return names;
+}
+
+}  // namespace sekisho::testpki
