@@ -46,7 +46,7 @@ std::string subjectOf(X509* cert) {
 }
 
 // X509 verification codes in words a user can act on (and a stable code for logs).
-void describe(int err, VerifyOutcome& out) {
+void describe(int err, int depth, VerifyOutcome& out) {
   switch (err) {
     case X509_V_ERR_CERT_HAS_EXPIRED:
       out.code = "expired";
@@ -73,8 +73,15 @@ void describe(int err, VerifyOutcome& out) {
       break;
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
     case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-      out.code = "missing_intermediate";
-      out.what = "The site's certificate chain is incomplete or chains to an authority that is not trusted.";
+      // The issuer of the leaf itself is unknown: most often the server forgot to send its
+      // intermediate. Higher up, the chain the server sent ends at an authority we do not trust.
+      if (depth == 0) {
+        out.code = "missing_intermediate";
+        out.what = "The site did not send the intermediate certificate that links its certificate to a trusted authority.";
+      } else {
+        out.code = "untrusted_root";
+        out.what = "The site's certificate chains to an authority that is not trusted.";
+      }
       break;
     case X509_V_ERR_EE_KEY_TOO_SMALL:
     case X509_V_ERR_CA_KEY_TOO_SMALL:
@@ -257,7 +264,7 @@ VerifyOutcome OriginTls::verify(SSL* ssl, const std::string& host, const std::ve
   for (X509* x : extra) sk_X509_push(untrusted, x);
   X509_STORE_CTX* sctx = X509_STORE_CTX_new();
   bool ok = false;
-  int err = X509_V_ERR_UNSPECIFIED;
+  int err = X509_V_ERR_UNSPECIFIED, depth = 0;
   X509* failing = leaf;
   if (sctx && X509_STORE_CTX_init(sctx, store_, leaf, untrusted) == 1) {
     X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(sctx);
@@ -271,6 +278,7 @@ VerifyOutcome OriginTls::verify(SSL* ssl, const std::string& host, const std::ve
     ok = X509_verify_cert(sctx) == 1;
     if (!ok) {
       err = X509_STORE_CTX_get_error(sctx);
+      depth = X509_STORE_CTX_get_error_depth(sctx);
       if (X509* c = X509_STORE_CTX_get_current_cert(sctx)) failing = c;
     } else if (STACK_OF(X509)* built = X509_STORE_CTX_get0_chain(sctx)) {
       if (staplesRevoked(ssl, leaf, built, store_)) {
@@ -287,7 +295,7 @@ VerifyOutcome OriginTls::verify(SSL* ssl, const std::string& host, const std::ve
     out.code = "ok";
     return out;
   }
-  describe(err, out);
+  describe(err, depth, out);
   out.detail = std::string(X509_verify_cert_error_string(err)) + " (certificate " + subjectOf(failing) + ")";
   if (out.code == "missing_intermediate") out.aiaUrl = aiaIssuerUrl(failing);
   return out;

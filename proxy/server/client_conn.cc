@@ -1278,7 +1278,7 @@ void ClientConn::onBumpUpstreamFailed(short what) {
   while (unsigned long e = bufferevent_get_openssl_error(ex_->up.get())) {
     int r = ERR_GET_REASON(e);
     oldProtocol |= r == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION || r == SSL_R_UNSUPPORTED_PROTOCOL ||
-                   r == SSL_R_NO_PROTOCOLS_AVAILABLE || r == SSL_R_WRONG_VERSION_NUMBER;
+                   r == SSL_R_NO_PROTOCOLS_AVAILABLE;
     if (const char* t = ERR_reason_error_string(e)) lib = t;
   }
   std::string what_;

@@ -169,7 +169,7 @@ void build(const std::string& dir, const std::string& aiaUrl) {
   writeKey(p("root.key"), rootKey.get());
 
   Key interKey = ecKey();
-  CertSpec interSpec{.cn = "Sekisho Test Intermediate", .ca = true, .notAfter = kCaLife, .aia = aiaUrl};
+  CertSpec interSpec{.cn = "Sekisho Test Intermediate", .ca = true, .notAfter = kCaLife};
   Cert inter = makeCert(interSpec, interKey.get(), root.get(), rootKey.get());
   writeCerts(p("inter.crt"), {inter.get()});
   writeKey(p("inter.key"), interKey.get());
@@ -188,6 +188,7 @@ void build(const std::string& dir, const std::string& aiaUrl) {
   auto leaf = [&](const std::string& name, CertSpec spec, Key key, bool chain) {
     if (spec.cn.empty()) spec.cn = name + ".pki.test";
     if (spec.san.empty()) spec.san = defaultSan(name);
+    spec.aia = aiaUrl;  // caIssuers of a leaf names its issuer: inter.der
     Cert c = makeCert(spec, key.get(), inter.get(), interKey.get());
     std::vector<X509*> certs{c.get()};
     if (chain) certs.push_back(inter.get());

@@ -3,8 +3,9 @@
 //
 // makeTestPki(dir) writes PEM files into `dir` (created when missing):
 //   root.crt/.key            the trusted test root (ECDSA P-256, CA:TRUE)
-//   inter.crt/.key, inter.der the intermediate signed by root; with an AIA caIssuers URL when
-//                            `aiaUrl` is given (inter.der is what an AIA server hands out)
+//   inter.crt/.key, inter.der the intermediate signed by root; every leaf it signs names
+//                            `aiaUrl` (when given) as its caIssuers: inter.der is what an AIA
+//                            server hands out
 //   untrusted-root.crt/.key  a second root that tests never trust
 //   client.crt/.key          a client certificate (clientAuth) signed by root
 // and one leaf per case, <name>.crt (as the server should send it) and <name>.key, for the DNS

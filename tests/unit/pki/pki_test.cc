@@ -123,12 +123,14 @@ TEST_F(PkiTest, GoodVerifiesWithItsChainAndNames) {
   EXPECT_LT(X509_cmp_time(X509_get0_notAfter(leaf), &in40Days), 0);
 }
 
-TEST_F(PkiTest, IntermediateCarriesTheAiaUrlAndDerCopy) {
+TEST_F(PkiTest, LeafNamesItsIssuerByAiaAndTheDerCopyExists) {
   auto inter = load("inter.crt");
   ASSERT_EQ(inter.size(), 1u);
   EXPECT_TRUE(X509_get_extension_flags(inter[0].get()) & EXFLAG_CA);
+  auto nointer = load("nointer.crt");
+  ASSERT_EQ(nointer.size(), 1u);
   auto* aia = static_cast<AUTHORITY_INFO_ACCESS*>(
-      X509_get_ext_d2i(inter[0].get(), NID_info_access, nullptr, nullptr));
+      X509_get_ext_d2i(nointer[0].get(), NID_info_access, nullptr, nullptr));
   ASSERT_NE(aia, nullptr);
   ASSERT_EQ(sk_ACCESS_DESCRIPTION_num(aia), 1);
   ACCESS_DESCRIPTION* ad = sk_ACCESS_DESCRIPTION_value(aia, 0);

@@ -1,0 +1,417 @@
+// TLS interception end to end: the real proxy between a TLS client that trusts only the proxy's
+// CA and TLS test origins serving the test PKI (tests/pki), every origin certificate verified
+// against pki/root.crt through tls.upstream_ca_file. Good origins are decrypted on a leaf copied
+// from them; every kind of bad certificate gets the certificate-error page over TLS and the
+// origin never sees a request; hosts that cannot be decrypted are tunnelled and remembered.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/x509.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include "tests/integration/harness.h"
+
+namespace sekisho::it {
+namespace {
+
+bool hasSan(const TlsClient& t, const std::string& san) {
+  auto sans = t.peerSans();
+  return std::find(sans.begin(), sans.end(), san) != sans.end();
+}
+
+std::string serialOf(x509_st* cert) {
+  if (!cert) return "";
+  const ASN1_INTEGER* s = X509_get0_serialNumber(cert);
+  return std::string(reinterpret_cast<const char*>(s->data), size_t(s->length));
+}
+
+// A masked client frame (RFC 6455 §5.2), payload under 126 bytes.
+std::string clientFrame(uint8_t b0, std::string_view payload) {
+  const char mask[4] = {0x21, 0x43, 0x65, 0x07};
+  std::string f{static_cast<char>(b0), static_cast<char>(0x80 | payload.size())};
+  f.append(mask, 4);
+  for (size_t i = 0; i < payload.size(); ++i) f.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
+  return f;
+}
+
+class TlsIntercept : public ProxyTest {
+ protected:
+  // The PKI is made on first use so a test can pass an AIA URL first.
+  void pki(const std::string& aiaUrl = "") {
+    pki_ = env_.makePki(aiaUrl);
+    ASSERT_FALSE(pki_.empty()) << env_.lastError();
+    root_ = pki_ + "/root.crt";
+  }
+  Origin* tlsOrigin(const TlsOriginOptions& o) {
+    if (pki_.empty()) pki();
+    Origin* origin = env_.startTlsOrigin(o);
+    EXPECT_NE(origin, nullptr) << env_.lastError();
+    return origin;
+  }
+  Origin* tlsOrigin(const std::string& cert) {
+    TlsOriginOptions o;
+    o.cert = cert;
+    return tlsOrigin(o);
+  }
+  void startIntercepting(const std::string& extra = "", const std::string& tlsExtra = "") {
+    if (pki_.empty()) pki();
+    ProxyConfig cfg = env_.proxyConfig();
+    cfg.connectPorts = {"\"1025-65535\""};
+    for (const char* n : {"good", "expired", "notyet", "wronghost", "selfsigned", "untrusted", "nointer", "rsa1024",
+                          "sha1", "clientauth", "old", "other"})
+      cfg.resolve.push_back({std::string(n) + ".pki.test", "127.0.0.1"});
+    cfg.timeouts.push_back({"connect", "2s"});
+    cfg.extra = "tls: {upstream_ca_file: \"" + root_ + "\"" + tlsExtra + "}\n" + extra;
+    ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
+  }
+  std::unique_ptr<TlsClient> via(const std::string& host, uint16_t port, const TlsOptions& o = {}) {
+    return TlsClient::viaProxy(proxy().port(), host, port, proxyCa(), o);
+  }
+  std::string proxyCa() const { return env_.path("ca.crt"); }
+  static std::string get(const std::string& host, uint16_t port, const std::string& path) {
+    return "GET " + path + " HTTP/1.1\r\nHost: " + host + ":" + std::to_string(port) + "\r\n\r\n";
+  }
+  std::string pki_, root_;
+};
+
+TEST_F(TlsIntercept, GoodOriginIsDecryptedOnALeafCopiedFromIt) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  auto direct = TlsClient::direct(origin->port(), "good.pki.test", root_);
+  ASSERT_TRUE(direct->handshakeOk()) << direct->error();
+
+  auto t = via("good.pki.test", origin->port());
+  ASSERT_TRUE(t->handshakeOk()) << t->error() << " / " << t->verifyError();
+  EXPECT_EQ(t->proxyStatus(), 200);
+  EXPECT_EQ(t->verifyResult(), 0) << t->verifyError();
+  EXPECT_NE(t->peerIssuer().find("Sekisho Enterprise Root CA"), std::string::npos) << t->peerIssuer();
+  EXPECT_TRUE(hasSan(*t, "DNS:good.pki.test"));
+  EXPECT_TRUE(hasSan(*t, "DNS:localhost")) << "every origin SAN is copied";
+  EXPECT_TRUE(hasSan(*t, "IP:127.0.0.1"));
+  EXPECT_EQ(t->peerKeyType(), "EC");
+  EXPECT_EQ(t->peerKeyBits(), 256);
+  EXPECT_EQ(t->peerSignatureAlgorithm(), "ecdsa-with-SHA256");
+  EXPECT_LE(t->peerNotAfter(), direct->peerNotAfter()) << "the leaf outlives the origin's certificate";
+  EXPECT_NE(serialOf(t->peerCert()), serialOf(direct->peerCert()));
+
+  Response r = t->roundTrip(get("good.pki.test", origin->port(), "/size/100000"));
+  ASSERT_TRUE(r.complete) << r.summary();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.size(), 100000u);
+  // A second request on the same client connection, then what the origin saw.
+  Response tls = t->roundTrip(get("good.pki.test", origin->port(), "/tls"));
+  ASSERT_EQ(tls.status, 200) << tls.summary();
+  EXPECT_NE(tls.body.find("\"sni\":\"good.pki.test\""), std::string::npos) << tls.body;
+  EXPECT_NE(tls.body.find("TLSv1.3"), std::string::npos) << tls.body;
+  std::string port = std::to_string(origin->port());
+  EXPECT_TRUE(proxy().waitLogLineWith("NONE_NONE/200", "CONNECT good.pki.test:" + port));
+  EXPECT_TRUE(proxy().waitLogLineWith("TCP_MISS/200", "GET https://good.pki.test:" + port + "/size/100000"));
+}
+
+TEST_F(TlsIntercept, EveryBadCertificateGetsThePageAndTheOriginNoRequest) {
+  struct Case {
+    const char* cert;
+    const char* code;
+  };
+  const Case cases[] = {{"expired", "expired"},       {"notyet", "not_yet_valid"},   {"wronghost", "wrong_host"},
+                        {"selfsigned", "self_signed"}, {"untrusted", "untrusted_root"}, {"nointer", "missing_intermediate"},
+                        {"rsa1024", "weak_key"},       {"sha1", "weak_signature"}};
+  std::vector<Origin*> origins;
+  for (const Case& c : cases) {
+    origins.push_back(tlsOrigin(c.cert));
+    ASSERT_NE(origins.back(), nullptr) << c.cert;
+  }
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    SCOPED_TRACE(cases[i].cert);
+    std::string host = std::string(cases[i].cert) + ".pki.test";
+    auto t = via(host, origins[i]->port());
+    // The client trusts the page's TLS (a leaf minted for the name it asked for)...
+    ASSERT_TRUE(t->handshakeOk()) << t->error();
+    EXPECT_EQ(t->verifyResult(), 0) << t->verifyError();
+    // ...and reads which check failed, in words, with a reference id.
+    Response r = t->roundTrip(get(host, origins[i]->port(), "/secret"));
+    ASSERT_TRUE(r.complete) << r.summary();
+    EXPECT_EQ(r.status, 502);
+    EXPECT_NE(r.body.find(std::string("[") + cases[i].code + "]"), std::string::npos) << r.body.substr(0, 3000);
+    EXPECT_TRUE(r.header("X-Sekisho-Ref"));
+    EXPECT_TRUE(proxy().waitLogLineWith("GET https://" + host, "reason=upstream_cert_invalid"));
+    EXPECT_EQ(origins[i]->requestCount(), 0) << "a request reached an origin whose certificate failed";
+  }
+}
+
+TEST_F(TlsIntercept, MissingIntermediateIsFetchedFromAia) {
+  // The AIA server first: the PKI's intermediate URL points at it.
+  Origin* aia = env_.startOrigin({"--static-dir", env_.path("pki")});
+  ASSERT_NE(aia, nullptr) << env_.lastError();
+  ASSERT_NO_FATAL_FAILURE(pki(aia->url("/static/inter.der")));
+  Origin* origin = tlsOrigin("nointer");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  auto t = via("nointer.pki.test", origin->port());
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+  Response r = t->roundTrip(get("nointer.pki.test", origin->port(), "/size/10"));
+  ASSERT_TRUE(r.complete) << r.summary();
+  EXPECT_EQ(r.status, 200) << r.body.substr(0, 2000);
+  EXPECT_GE(aia->requestCount(), 1);
+  // Cached: a second visit needs no fetch.
+  long fetches = aia->requestCount();
+  auto again = via("nointer.pki.test", origin->port());
+  ASSERT_TRUE(again->handshakeOk()) << again->error();
+  EXPECT_EQ(again->roundTrip(get("nointer.pki.test", origin->port(), "/size/10")).status, 200);
+  EXPECT_EQ(aia->requestCount(), fetches);
+}
+
+TEST_F(TlsIntercept, OriginOfferingOnlyTls10IsRefusedInPlainWords) {
+  TlsOriginOptions o;
+  o.cert = "good";
+  o.tlsMin = "1.0";
+  o.tlsMax = "1.0";
+  Origin* origin = tlsOrigin(o);
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  auto t = via("good.pki.test", origin->port());
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+  Response r = t->roundTrip(get("good.pki.test", origin->port(), "/"));
+  EXPECT_EQ(r.status, 502);
+  EXPECT_NE(r.body.find("outdated TLS"), std::string::npos) << r.body.substr(0, 3000);
+  EXPECT_TRUE(proxy().waitLogLineWith("GET https://good.pki.test", "reason=upstream_tls_failed"));
+}
+
+TEST_F(TlsIntercept, ClientVersionIsCappedAtTheOrigins) {
+  TlsOriginOptions o;
+  o.cert = "good";
+  o.tlsMax = "1.2";
+  Origin* origin = tlsOrigin(o);
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  auto t = via("good.pki.test", origin->port());
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+  EXPECT_EQ(t->version(), "TLSv1.2") << "a TLS 1.2 origin is not presented as TLS 1.3";
+  EXPECT_EQ(t->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
+}
+
+TEST_F(TlsIntercept, OriginAskingForAClientCertificateIsTunnelledAndRemembered) {
+  TlsOriginOptions o;
+  o.cert = "good";
+  o.requireClientCert = true;
+  Origin* origin = tlsOrigin(o);
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  TlsOptions withCert;
+  withCert.certFile = pki_ + "/client.crt";
+  withCert.keyFile = pki_ + "/client.key";
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE(i);
+    // Trusting the origin's root, not the proxy's CA: the client talks to the origin itself.
+    auto t = TlsClient::viaProxy(proxy().port(), "good.pki.test", origin->port(), root_, withCert);
+    ASSERT_TRUE(t->handshakeOk()) << t->error();
+    EXPECT_NE(t->peerIssuer().find("Sekisho Test Intermediate"), std::string::npos) << t->peerIssuer();
+    Response r = t->roundTrip(get("good.pki.test", origin->port(), "/tls"));
+    ASSERT_EQ(r.status, 200) << r.summary();
+    EXPECT_NE(r.body.find("client"), std::string::npos) << r.body;
+  }
+  std::string err = proxy().child().stderrText();
+  size_t first = err.find("asks for a client certificate");
+  EXPECT_NE(first, std::string::npos) << err;
+  EXPECT_EQ(err.find("asks for a client certificate", first + 1), std::string::npos) << "remembered: asked once";
+  EXPECT_TRUE(proxy().waitLogLineWith("TCP_TUNNEL/200", "CONNECT good.pki.test"));
+}
+
+TEST_F(TlsIntercept, IpHostGetsALeafWithTheIpSan) {
+  Origin* origin = tlsOrigin("ip");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  auto t = via("127.0.0.1", origin->port());  // no SNI: verified by IP
+  ASSERT_TRUE(t->handshakeOk()) << t->error() << " / " << t->verifyError();
+  EXPECT_TRUE(hasSan(*t, "IP:127.0.0.1"));
+  Response r = t->roundTrip(get("127.0.0.1", origin->port(), "/size/7"));
+  EXPECT_EQ(r.status, 200) << r.body.substr(0, 2000);
+}
+
+TEST_F(TlsIntercept, ConcurrentFirstVisitsGetOneLeaf) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  constexpr int kClients = 12;
+  std::vector<std::string> serials(kClients);
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < kClients; ++i)
+    threads.emplace_back([&, i] {
+      auto t = TlsClient::viaProxy(proxy().port(), "good.pki.test", origin->port(), proxyCa());
+      if (!t->handshakeOk()) return;
+      serials[size_t(i)] = serialOf(t->peerCert());
+      if (t->roundTrip(get("good.pki.test", origin->port(), "/size/3")).status == 200) ++ok;
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), kClients);
+  for (const auto& s : serials) EXPECT_EQ(s, serials[0]) << "one mint for concurrent first visits";
+}
+
+TEST_F(TlsIntercept, WebSocketEchoesThroughInterception) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  auto t = via("good.pki.test", origin->port());
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+  std::string up = "GET /ws HTTP/1.1\r\nHost: good.pki.test:" + std::to_string(origin->port()) +
+                   "\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  ASSERT_TRUE(t->send(up));
+  std::string got;
+  while (got.find("\r\n\r\n") == std::string::npos) {
+    std::string piece = t->client().readSome(Millis(3000));
+    if (piece.empty()) break;
+    got += piece;
+  }
+  ASSERT_EQ(got.rfind("HTTP/1.1 101", 0), 0u) << got;
+  EXPECT_NE(got.find("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), std::string::npos) << got;
+  got.erase(0, got.find("\r\n\r\n") + 4);
+  ASSERT_TRUE(t->send(clientFrame(0x81, "hello through the proxy")));
+  while (got.size() < 2 + 23) {
+    std::string piece = t->client().readSome(Millis(3000));
+    if (piece.empty()) break;
+    got += piece;
+  }
+  ASSERT_GE(got.size(), 25u);
+  EXPECT_EQ(uint8_t(got[0]), 0x81);
+  EXPECT_EQ(got.substr(2, 23), "hello through the proxy");
+}
+
+TEST_F(TlsIntercept, RequestForAnotherHostOnTheConnectionIsMisdirected) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  auto t = via("good.pki.test", origin->port());
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+  Response r = t->roundTrip(get("other.pki.test", origin->port(), "/size/5"));
+  EXPECT_EQ(r.status, 421) << r.summary();
+  EXPECT_EQ(origin->requestCount(), 0);
+}
+
+TEST_F(TlsIntercept, UrlRuleBlocksInsideTheDecryptedConnection) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  std::string port = std::to_string(origin->port());
+  ASSERT_TRUE(writeFileAtomic(env_.path("urlhaus.csv"),
+                              "# id,dateadded,url,url_status,last_online,threat,tags,urlhaus_link,reporter\r\n"
+                              "\"1\",\"2026-11-01 00:00:00\",\"https://good.pki.test:" + port +
+                                  "/payload.exe\",\"online\",\"\",\"malware_download\",\"exe\","
+                                  "\"https://urlhaus.abuse.ch/url/1/\",\"anon\"\r\n"));
+  ASSERT_NO_FATAL_FAILURE(
+      startIntercepting("reputation:\n  lists: [{file: urlhaus.csv, format: urlhaus, category: malware}]\n"));
+  auto t = via("good.pki.test", origin->port());
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+  EXPECT_EQ(t->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
+  Response r = t->roundTrip(get("good.pki.test", origin->port(), "/payload.exe"));
+  EXPECT_EQ(r.status, 403) << r.summary();
+  EXPECT_NE(r.body.find("malware"), std::string::npos);
+  EXPECT_TRUE(proxy().waitLogLineWith("GET https://good.pki.test:" + port + "/payload.exe", "reason=reputation_block"));
+  EXPECT_EQ(origin->requestCount(), 1) << "only the allowed request reached the origin";
+}
+
+TEST_F(TlsIntercept, ClientRejectingTheLeafIsTunnelledNextTime) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  // A "pinned" client: it trusts only the origin's own root, so it rejects our leaf...
+  auto first = TlsClient::viaProxy(proxy().port(), "good.pki.test", origin->port(), root_);
+  EXPECT_FALSE(first->handshakeOk());
+  first.reset();
+  // ...and from then on this client gets the origin's own certificate for that host.
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        auto t = TlsClient::viaProxy(proxy().port(), "good.pki.test", origin->port(), root_);
+        return t->handshakeOk() && t->roundTrip(get("good.pki.test", origin->port(), "/size/4")).status == 200;
+      },
+      Millis(3000), Millis(100)));
+  EXPECT_NE(proxy().child().stderrText().find("rejected the certificate minted for good.pki.test"), std::string::npos);
+}
+
+TEST_F(TlsIntercept, GarbageHelloIsRefusedAndTheWorkerServesOthers) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  Client c(proxy().port());
+  ASSERT_TRUE(c.connected());
+  ReadOptions connectRead;
+  connectRead.method = "CONNECT";
+  Response head = c.roundTrip("CONNECT good.pki.test:" + std::to_string(origin->port()) +
+                                  " HTTP/1.1\r\nHost: good.pki.test\r\n\r\n",
+                              connectRead);
+  ASSERT_EQ(head.status, 200);
+  // A complete handshake record holding a 4-byte "ClientHello": malformed, not merely large.
+  ASSERT_TRUE(c.send(std::string("\x16\x03\x01\x00\x08\x01\x00\x00\x04\x03\x03zz", 13)));
+  EXPECT_TRUE(c.waitClosed(Millis(5000)));
+  EXPECT_TRUE(proxy().waitLogLineWith("CONNECT good.pki.test", "reason=bad_request"));
+  auto t = via("good.pki.test", origin->port());
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+  EXPECT_EQ(t->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
+}
+
+TEST_F(TlsIntercept, OriginThatNeverHandshakesGetsATimeoutPage) {
+  Origin* good = tlsOrigin("good");
+  ASSERT_NE(good, nullptr);
+  // Accepts TCP (the kernel's backlog) and never answers.
+  int l = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(l, 16), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);
+  uint16_t port = ntohs(a.sin_port);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  TlsOptions o;
+  o.timeout = Millis(8000);
+  auto t = via("good.pki.test", port, o);
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+  ReadOptions slow;
+  slow.timeout = Millis(8000);
+  Response r = t->roundTrip(get("good.pki.test", port, "/"), slow);
+  EXPECT_EQ(r.status, 504) << r.summary();
+  ::close(l);
+  auto ok = via("good.pki.test", good->port());
+  ASSERT_TRUE(ok->handshakeOk()) << ok->error();
+  EXPECT_EQ(ok->roundTrip(get("good.pki.test", good->port(), "/size/5")).status, 200);
+}
+
+TEST_F(TlsIntercept, LargeDownloadStreamsWithFlatMemory) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  auto t = via("good.pki.test", origin->port());
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+#ifdef SEKISHO_SANITIZE
+  const uint64_t size = 128ull * kMiB;
+#else
+  const uint64_t size = 1024ull * kMiB;
+#endif
+  long before = proxy().rssKiB();
+  long peak = before;
+  uint64_t got = 0, seen = 0;
+  ReadOptions ro;
+  ro.storeBody = false;
+  ro.timeout = Millis(20000);
+  ro.onBody = [&](std::string_view piece) {
+    got += piece.size();
+    if (got - seen > 32 * kMiB) {
+      seen = got;
+      peak = std::max(peak, proxy().rssKiB());
+    }
+  };
+  Response r = t->roundTrip(get("good.pki.test", origin->port(), "/size/" + std::to_string(size)), ro);
+  ASSERT_TRUE(r.complete) << r.summary();
+  EXPECT_EQ(got, size);
+  EXPECT_LT(peak - before, 16 * 1024 * kRssSlack) << "RSS grew by " << (peak - before) << " KiB";
+}
+
+}  // namespace
+}  // namespace sekisho::it
