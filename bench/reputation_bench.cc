@@ -3,7 +3,11 @@
 //   reputation_bench [N=1000000] [DATADIR]     import N domains, reload them, time lookups (p50/p99)
 //   reputation_bench --load DATADIR            only reload DATADIR (RSS of a restarted store)
 //   reputation_bench --gbench [gbench flags]   Google Benchmark for the lookup path
+//   reputation_bench --redis redis://127.0.0.1:6379/15 [N]
+//                                              import N domains into Redis (twice: first import and
+//                                              replace), then time RedisStore round trips (cache off)
 #include <benchmark/benchmark.h>
+#include <event2/event.h>
 #include <malloc.h>
 #include <unistd.h>
 
@@ -13,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -40,6 +45,11 @@ std::string domainName(size_t i) {
 }
 
 double secondsSince(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double pct(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[size_t(p * double(v.size() - 1))];
+}
 
 std::vector<std::string> queryUrls(size_t n) {
   // Mixed: hits on the listed host, hits on a subdomain, misses, and hostile spellings.
@@ -95,10 +105,6 @@ void timeLookups(const EmbeddedStore& store, size_t n) {
       benchmark::DoNotOptimize(m2);
     }
   }
-  auto pct = [](std::vector<double> v, double p) {
-    std::sort(v.begin(), v.end());
-    return v[size_t(p * double(v.size() - 1))];
-  };
   std::printf("lookups: %zu (%zu hits)\n", urls.size(), hits);
   std::printf("normalise+lookup: p50 %.2f us  p99 %.2f us  p99.9 %.2f us\n", pct(both, 0.5), pct(both, 0.99),
               pct(both, 0.999));
@@ -119,9 +125,92 @@ void BM_Lookup(benchmark::State& state) {
 }
 BENCHMARK(BM_Lookup)->Threads(1)->Threads(2);
 
+int redisBench(const std::string& url, size_t n) {
+  auto ro = parseRedisUrl(url);
+  if (!ro) {
+    std::fprintf(stderr, "%s\n", ro.error().detail.c_str());
+    return 2;
+  }
+  std::string file = "/tmp/reputation-bench-redis-" + std::to_string(::getpid()) + ".txt";
+  {
+    std::ofstream out(file);
+    for (size_t i = 0; i < n; ++i) out << domainName(i) << "\n";
+  }
+  FeedOptions o;
+  o.category = "c2";
+  o.source = "bench";
+  for (const char* what : {"first import", "replace"}) {
+    auto t0 = Clock::now();
+    auto r = importFeedToRedis(*ro, Format::Domains, file, o);
+    if (!r) {
+      std::fprintf(stderr, "%s\n", r.error().detail.c_str());
+      return 1;
+    }
+    std::printf("redis %s: %zu lines -> %zu distinct, %.2f s (peak RSS %ld MiB)\n", what, n, r->distinct,
+                secondsSince(t0), peakKiB() / 1024);
+  }
+  std::filesystem::remove(file);
+  // Round trips through the async reader, cache off: one lookup at a time, then 64 in flight.
+  event_base* base = event_base_new();
+  RedisOptions opts = *ro;
+  opts.cacheEntries = 0;
+  opts.deadline = std::chrono::milliseconds(1000);
+  auto store = RedisStore::create(base, opts);
+  while (store->state() == RedisStore::State::Connecting) event_base_loop(base, EVLOOP_ONCE);
+  if (store->state() != RedisStore::State::Up) {
+    std::fprintf(stderr, "redis: %s\n", store->stateText().c_str());
+    return 1;
+  }
+  auto urls = queryUrls(n);
+  std::vector<NormalUrl> normal;
+  for (size_t i = 0; i < 20000; ++i) normal.push_back(*normalizeUrl(urls[i]));
+  std::vector<double> rtt;
+  size_t hits = 0, errors = 0;
+  for (size_t i = 0; i < normal.size(); ++i) {
+    LookupKeys k;
+    k.url = &normal[i];
+    bool done = false;
+    auto t0 = Clock::now();
+    store->lookup(k, i, [&](StoreAnswer a) {
+      done = true;
+      hits += !a.matches.empty();
+      errors += !a.ok;
+    });
+    while (!done) event_base_loop(base, EVLOOP_ONCE);
+    rtt.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  std::printf("redis lookup round trip (1 in flight): %zu lookups, %zu hits, %zu errors, p50 %.0f us  p99 %.0f us\n",
+              rtt.size(), hits, errors, pct(rtt, 0.5), pct(rtt, 0.99));
+  size_t inFlight = 0, next = 0, answered = 0;
+  auto t0 = Clock::now();
+  std::function<void()> issue = [&] {
+    while (inFlight < 64 && next < normal.size()) {
+      LookupKeys k;
+      k.url = &normal[next];
+      ++inFlight;
+      store->lookup(k, 100000 + next++, [&](StoreAnswer) {
+        --inFlight;
+        ++answered;
+      });
+    }
+  };
+  issue();
+  while (answered < normal.size()) {
+    event_base_loop(base, EVLOOP_ONCE);
+    issue();
+  }
+  std::printf("redis lookups, 64 in flight on one connection: %.0f lookups/s\n",
+              double(normal.size()) / secondsSince(t0));
+  store.reset();
+  event_base_free(base);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 3 && std::strcmp(argv[1], "--redis") == 0)
+    return redisBench(argv[2], argc >= 4 ? std::strtoul(argv[3], nullptr, 10) : 1000000);
   if (argc >= 3 && std::strcmp(argv[1], "--load") == 0) {
     long before = rssKiB();
     auto t0 = Clock::now();

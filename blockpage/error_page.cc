@@ -230,6 +230,18 @@ constexpr ReasonText kReasons[] = {
       "ブラウザーが、別のサイト用に開かれた安全な接続で、このサイトへのリクエストを送信しました。",
       "ページを再読み込みしてください。繰り返し発生する場合は、参照 ID を添えてネットワーク管理者に"
       "ご連絡ください。"}},
+    {"reputation_unavailable",
+     {"The site could not be checked",
+      "Every request is checked against this network's list of known threats before it goes out, "
+      "and that check is not answering right now. The network is set to be careful, so the page "
+      "was not loaded.",
+      "Try again in a minute. If it keeps happening, tell your network administrator, quoting the "
+      "reference ID."},
+     {"サイトを確認できませんでした",
+      "このネットワークでは、すべての通信を送信前に既知の脅威リストと照合していますが、現在その照合が"
+      "応答していません。安全を優先する設定のため、ページは読み込まれていません。",
+      "しばらくしてから、もう一度お試しください。繰り返し発生する場合は、参照 ID を添えてネットワーク"
+      "管理者にご連絡ください。"}},
     {"loop_detected",
      {"The request is going round in a loop",
       "The request came back to this proxy after it had already passed through it: proxies are "

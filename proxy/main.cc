@@ -26,7 +26,7 @@ void usage(FILE* f) {
           "       sekisho check-config [--config] FILE validate a configuration file\n"
           "       sekisho [--config FILE] ca init [--rsa 3072] [--name CN] [--permit-dns D]...\n"
           "       sekisho [--config FILE] ca export [--der]   the CA certificate to stdout\n"
-          "       sekisho [--config FILE] feed import --format F --category C --source NAME FILE\n"
+          "       sekisho [--config FILE] feed import --format F --category C --source NAME [--delta] FILE|DIR|URL\n"
           "       sekisho [--config FILE] lookup URL     the verdict and the rules that decided it\n"
           "       sekisho --version\n"
           "\n"
@@ -116,13 +116,14 @@ int main(int argc, char** argv) {
     // Subcommands work on the same files and stores as the server with the same --config.
     config::ConfigPtr cfg = loadConfig(configPath, configGiven);
     if (!cfg) return 1;
-    if (command == "lookup") return reputation::lookupCommand(cfg->baseDir, rest);
+    if (command == "lookup") return reputation::lookupCommand(cfg->baseDir, cfg->reputation.store, rest);
     if (command == "feed") {
       if (rest.empty() || rest.front() != "import") {
-        fprintf(stderr, "usage: sekisho [--config FILE] feed import --format F --category C --source NAME FILE\n");
+        fprintf(stderr, "usage: sekisho [--config FILE] feed import --format F --category C --source NAME [--delta] FILE|DIR|URL\n");
         return 2;
       }
-      return reputation::feedImportCommand(cfg->baseDir, std::vector<std::string>(rest.begin() + 1, rest.end()));
+      return reputation::feedImportCommand(cfg->baseDir, cfg->reputation.store,
+                                               std::vector<std::string>(rest.begin() + 1, rest.end()));
     }
     std::string sub = rest.empty() ? "" : rest.front();
     std::vector<std::string> subArgs(rest.empty() ? rest.end() : rest.begin() + 1, rest.end());

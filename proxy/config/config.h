@@ -75,6 +75,10 @@ struct Config {
     std::vector<ListSpec> lists;
     Sensitivity sensitivity = Sensitivity::Medium;
     OnError onError = OnError::Open;
+    std::map<std::string, std::string> categoryActions;  // category -> "block" | "allow" | "log"
+    Millis deadline{50};                  // Redis store: per-lookup deadline, then on_error
+    size_t cacheEntries = 100000;         // Redis store: per-worker cache of answers
+    Millis cacheTtl{60'000};              // Redis store: how long a cached answer is used
   } reputation;
   struct {
     std::string url;

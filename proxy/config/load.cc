@@ -203,6 +203,15 @@ std::optional<std::string> normalizeRedisUrl(std::string_view s) {
   constexpr std::string_view kScheme = "redis://";
   if (!s.starts_with(kScheme)) return std::nullopt;
   s.remove_prefix(kScheme.size());
+  // ":password@" (Redis AUTH) is kept as written; a user name is not (Redis 5 style AUTH only).
+  std::string auth;
+  if (size_t at = s.rfind('@'); at != std::string_view::npos) {
+    std::string_view userinfo = s.substr(0, at);
+    if (userinfo.size() < 2 || userinfo.front() != ':' || userinfo.find_first_of("/@ ") != std::string_view::npos)
+      return std::nullopt;
+    auth = std::string(userinfo) + "@";
+    s.remove_prefix(at + 1);
+  }
   uint64_t db = 0;
   if (size_t slash = s.find('/'); slash != std::string_view::npos) {
     std::string_view dbText = s.substr(slash + 1);
@@ -235,7 +244,7 @@ std::optional<std::string> normalizeRedisUrl(std::string_view s) {
   } else {
     return std::nullopt;
   }
-  return "redis://" + h + ":" + std::to_string(port) + "/" + std::to_string(db);
+  return "redis://" + auth + h + ":" + std::to_string(port) + "/" + std::to_string(db);
 }
 
 bool isHttpUrl(std::string_view s) {
@@ -575,6 +584,8 @@ class Loader {
         field<std::string>(k) = s;
         return true;
       }
+      case Kind::CategoryActions:
+        return readCategoryActions(k, v, path, keyLine);
       case Kind::Category: {
         const char* expected = "lower-case letters, digits, '_' or '-' (such as malware or c2)";
         if (!needScalar(v, path, keyLine, expected)) return false;
@@ -821,6 +832,30 @@ class Loader {
         return error(line, itemPath,
                      show(s) + " is not a port range, expected \"lo-hi\" with 1 <= lo <= hi <= 65535");
       out.push_back({uint16_t(*lo), uint16_t(*hi)});
+    }
+    return true;
+  }
+
+  bool readCategoryActions(const Key& k, const YAML::Node& v, const std::string& path, int keyLine) {
+    auto& out = field<std::map<std::string, std::string>>(k);
+    out.clear();
+    if (v.IsNull()) return true;
+    if (!v.IsMap())
+      return error(lineOf(v, keyLine), path, std::string("is ") + nodeKind(v) + ", expected a map of category: block|allow|log");
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      YAML::Node name = it->first;
+      YAML::Node value = it->second;
+      int line = lineOf(name, keyLine);
+      if (!name.IsScalar() || !isCategory(name.Scalar()))
+        return error(line, path, (name.IsScalar() ? show(name.Scalar()) : std::string(nodeKind(name))) +
+                                     " is not a category, expected lower-case letters, digits, '_' or '-'");
+      std::string entryPath = path + "." + name.Scalar();
+      if (out.count(name.Scalar())) return error(line, entryPath, "is given twice, expected each category once");
+      if (!needScalar(value, entryPath, line, "block, allow or log")) return false;
+      const std::string& a = value.Scalar();
+      if (a != "block" && a != "allow" && a != "log")
+        return error(lineOf(value, line), entryPath, show(a) + " is not an action, expected block, allow or log");
+      out.emplace(name.Scalar(), a);
     }
     return true;
   }

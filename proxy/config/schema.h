@@ -36,6 +36,7 @@ enum class Kind : uint8_t {
   Lists,        // list of maps whose keys are the rows below "<path>[]"
   HttpUrl,      // "" or http(s)://...
   Category,     // [a-z0-9_-]+
+  CategoryActions,  // map category -> block | allow | log
 };
 
 // Flags for Path and Lists-item keys.
@@ -53,6 +54,7 @@ using Field = std::variant<std::monostate,  // Section
                            std::vector<std::string>& (*)(Config&), std::vector<net::SocketAddr>& (*)(Config&),
                            net::CidrSet& (*)(Config&), std::vector<net::PortRange>& (*)(Config&),
                            std::map<std::string, net::SocketAddr>& (*)(Config&),
+                           std::map<std::string, std::string>& (*)(Config&),
                            std::vector<ListSpec>& (*)(Config&), AdminT& (*)(Config&), ChoiceSetter>;
 
 struct Key {

@@ -175,6 +175,8 @@ void ClientConn::freeUpstream() {
 
 void ClientConn::close() {
   if (state_ == ConnState::Closed) return;
+  if (judgeTicket_ && w_.redis()) w_.redis()->cancel(judgeTicket_);
+  judgeTicket_ = 0;
   if (ex_ && !ex_->logged) logExchange();
   setState(ConnState::Closed);
   if (ex_) ex_->splice.reset();  // its events watch the sockets freed below
@@ -364,7 +366,13 @@ void ClientConn::handleRequest(http::RequestHead head) {
       return respondError(403, Reason::PortNotAllowed, "port " + std::to_string(req.port) + " is not allowed (http_ports)");
     }
   }
-  if (checkReputation(nullptr)) return;  // refused: the origin is never contacted
+  // Refused: the origin is never contacted. Allowed (now, or when the store answers): resolve.
+  checkReputation(nullptr, [this] { startResolve(); });
+}
+
+void ClientConn::startResolve() {
+  const auto& cfg = *w_.config();
+  auto& req = ex_->req;
   setState(ConnState::Resolve);
   armTimer(cfg.timeouts.connect);
   Worker* w = &w_;
@@ -399,30 +407,74 @@ void ClientConn::onResolved(Result<std::vector<net::SocketAddr>> answer) {
     }
   }
   ex_->addrIndex = 0;
-  if (checkReputation(&ex_->addrs)) return;  // address and CIDR rules, now that we know them
-  connectUpstream();
+  checkReputation(&ex_->addrs, [this] { connectUpstream(); });  // address and CIDR rules, now that we know them
 }
 
-// Looks `keys` up in the store and applies the policy; nullopt when no rule matched.
-std::optional<reputation::Decision> ClientConn::judge(const reputation::LookupKeys& keys,
-                                                      const reputation::Facts& facts) const {
-  const auto* store = w_.reputation();
-  if (!store) return std::nullopt;
-  auto matches = store->lookup(keys);
-  if (matches.empty()) return std::nullopt;
+// Looks `keys` up in the local lists (in-process, always synchronous) and, with a Redis store, in
+// Redis (from the worker's cache, or asynchronously within reputation.deadline), then applies the
+// policy. Calls `done` exactly once; returns true when that happened before returning. While an
+// answer is pending the connection is in Judge (client reads ignored) unless `keepState`.
+bool ClientConn::lookupVerdict(const reputation::LookupKeys& keys, reputation::Facts facts,
+                               std::function<void(Verdict)> done, bool keepState) {
+  std::vector<reputation::Match> local;
+  if (const auto* store = w_.reputation()) local = store->lookup(keys);
+  auto finish = [this](reputation::Facts& f, std::vector<reputation::Match>& matches, bool ok, std::string error) {
+    Verdict v;
+    v.storeOk = ok;
+    v.error = std::move(error);
+    if (!matches.empty()) v.decision = reputation::decide(f, matches, w_.policy());
+    return v;
+  };
+  reputation::RedisStore* redis = w_.redis();
+  if (!redis) {
+    done(finish(facts, local, true, ""));
+    return true;
+  }
+  uint64_t ticket = w_.newTicket();
+  Worker* w = &w_;
+  uint64_t id = id_;
+  auto answered = std::make_shared<std::function<void(reputation::StoreAnswer)>>();
+  *answered = [this, facts = std::move(facts), local = std::move(local), done = std::move(done),
+               finish](reputation::StoreAnswer a) mutable {
+    judgeTicket_ = 0;
+    judgeResume_.reset();  // (this lambda lives on in the caller's copy of the pointer)
+    for (auto& m : a.matches) local.push_back(std::move(m));
+    done(finish(facts, local, a.ok, std::move(a.error)));
+  };
+  auto now = redis->lookup(keys, ticket, [w, id, ticket, answered](reputation::StoreAnswer a) {
+    ClientConn* c = w->findConn(id);
+    if (c && c->judgeTicket_ == ticket) (*answered)(std::move(a));
+  });
+  if (now) {
+    (*answered)(std::move(*now));
+    return true;
+  }
+  judgeTicket_ = ticket;
+  judgeResume_ = answered;
+  if (!keepState) {
+    setState(ConnState::Judge);
+    armTimer(w_.config()->reputation.deadline + milliseconds(1000));  // the store answers by its deadline
+  }
+  return false;
+}
+
+// What on_error says when the store could not answer: true = refuse (a page is on its way).
+bool ClientConn::refuseOnStoreError(const std::string& error) {
   const auto& cfg = *w_.config();
-  reputation::PolicyConfig policy;
-  policy.sensitivity = cfg.reputation.sensitivity == config::Sensitivity::Low    ? reputation::Sensitivity::Low
-                       : cfg.reputation.sensitivity == config::Sensitivity::High ? reputation::Sensitivity::High
-                                                                                 : reputation::Sensitivity::Medium;
-  return reputation::decide(facts, matches, policy);
+  w_.metrics().reputationErrors.fetch_add(1, std::memory_order_relaxed);
+  if (cfg.reputation.onError == config::OnError::Open) {
+    SLOG_DEBUG("reputation store: %s (on_error: open, request allowed)", error.c_str());
+    return false;
+  }
+  ex_->squidCode = "TCP_DENIED";
+  respondError(503, Reason::ReputationUnavailable, "the reputation store cannot answer (" + error + ")");
+  return true;
 }
 
 // The reputation verdict for this request: URL, host and parent domains before any lookup, the
-// addresses after it. Returns true when the request was refused (a page is on its way).
-bool ClientConn::checkReputation(const std::vector<net::SocketAddr>* addrs) {
-  const auto* store = w_.reputation();
-  if (!store) return false;
+// addresses after it. Refuses with a page, or calls `next` (now or when the store answers).
+void ClientConn::checkReputation(const std::vector<net::SocketAddr>* addrs, std::function<void()> next) {
+  if (!w_.reputation() && !w_.redis()) return next();
   const auto& cfg = *w_.config();
   const auto& req = ex_->req;
   bool isConnect = req.method == "CONNECT";
@@ -446,28 +498,28 @@ bool ClientConn::checkReputation(const std::vector<net::SocketAddr>* addrs) {
       // A name the HTTP parser took but the reputation keys cannot express: on_error decides.
       if (cfg.reputation.onError == config::OnError::Closed) {
         ex_->squidCode = "TCP_DENIED";
-        respondError(403, Reason::ReputationBlock, "the host name cannot be checked (" + h.error().detail + ")");
-        return true;
+        return respondError(403, Reason::ReputationBlock, "the host name cannot be checked (" + h.error().detail + ")");
       }
-      return false;
+      return next();
     }
     keys.url = url ? &*url : nullptr;
     keys.host = &*host;
     facts.url = url ? url->url : std::string();
     facts.host = host->host;
   }
-  auto decided = judge(keys, facts);
-  if (!decided) return false;
-  reputation::Decision& d = *decided;
-  if (d.outcome == reputation::Decision::Outcome::Log) SLOG_INFO("reputation (log only): %s %s", facts.client.c_str(), d.reason.c_str());
-  if (d.outcome != reputation::Decision::Outcome::Block) return false;
-  ex_->squidCode = "TCP_DENIED";
-  if (isConnect && !addrs && w_.facts().ca && w_.facts().clientTls) {
-    startTlsBlock(d.reason);  // the browser shows our page instead of a connection error
-    return true;
-  }
-  respondError(403, Reason::ReputationBlock, d.reason);
-  return true;
+  bool beforeAddrs = addrs == nullptr;
+  lookupVerdict(keys, std::move(facts), [this, next = std::move(next), isConnect, beforeAddrs](Verdict v) {
+    if (!v.storeOk && refuseOnStoreError(v.error)) return;
+    if (!v.decision) return next();
+    reputation::Decision& d = *v.decision;
+    if (d.outcome == reputation::Decision::Outcome::Log)
+      SLOG_INFO("reputation (log only): %s %s", peer_.ipString().c_str(), d.reason.c_str());
+    if (d.outcome != reputation::Decision::Outcome::Block) return next();
+    ex_->squidCode = "TCP_DENIED";
+    if (isConnect && beforeAddrs && w_.facts().ca && w_.facts().clientTls)
+      return startTlsBlock(d.reason);  // the browser shows our page instead of a connection error
+    respondError(403, Reason::ReputationBlock, d.reason);
+  });
 }
 
 // A blocked CONNECT: answer 200, take the client's TLS on a leaf minted for the name it asked
@@ -1059,19 +1111,15 @@ bool ClientConn::checkClientHello() {
   auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, ssize_t(n)));
   mitm::ParseOutcome o = mitm::peekClientHello(std::string_view(p, n), limits);
   if (o.status == mitm::HelloStatus::NeedMore && !clientEof_) return false;
+  if (sniState_ == SniState::Pending) return false;
   helloPending_ = false;
   if (o.status != mitm::HelloStatus::Parsed || o.info.sniStatus != mitm::SniStatus::Valid) return true;
   if (o.info.sni == ex_->req.host) return true;
-  const auto* store = w_.reputation();
-  auto host = reputation::normalizeHost(o.info.sni);
-  if (!store || !host) return true;
-  reputation::LookupKeys keys;
-  keys.host = &*host;
-  reputation::Facts facts;
-  facts.host = host->host;
-  facts.client = peer_.ipString();
-  facts.now = int64_t(nowMs() / 1000);
-  auto d = judge(keys, facts);
+  if (!sniVerdict(o.info.sni, [this] { tunnelRelay(client_.get(), ex_->up.get(), clientPaused_); })) {
+    helloPending_ = true;  // the store answers later; the bytes wait
+    return false;
+  }
+  auto& d = sniDecision_;
   if (!d || d->outcome != reputation::Decision::Outcome::Block) return true;
   // The 200 is already out, so there is no page to show without decrypting: the tunnel closes
   // before a byte of the client's reaches the origin, and the log says why.
@@ -1094,17 +1142,39 @@ bool ClientConn::interceptPossible() const {
 bool ClientConn::clientIsTls() const { return bufferevent_openssl_get_ssl(client_.get()) != nullptr; }
 
 // The reputation verdict on a ClientHello's SNI (a client may CONNECT to one name and ask for
-// another inside); nullopt when nothing matched or the name cannot be checked.
-std::optional<reputation::Decision> ClientConn::judgeSni(const std::string& sni) {
+// another inside), in sniDecision_ (nullopt: nothing matched, or the name cannot be checked).
+// False while the store has not answered; `resume` runs when it does.
+bool ClientConn::sniVerdict(const std::string& sni, std::function<void()> resume) {
+  if (sniState_ == SniState::Done) return true;
+  if (sniState_ == SniState::Pending) return false;
   auto host = reputation::normalizeHost(sni);
-  if (!w_.reputation() || !host) return std::nullopt;
+  if ((!w_.reputation() && !w_.redis()) || !host) {
+    sniState_ = SniState::Done;
+    return true;
+  }
   reputation::LookupKeys keys;
   keys.host = &*host;
   reputation::Facts facts;
   facts.host = host->host;
   facts.client = peer_.ipString();
   facts.now = int64_t(nowMs() / 1000);
-  return judge(keys, facts);
+  sniState_ = SniState::Pending;
+  auto sync = std::make_shared<bool>(true);
+  bool now = lookupVerdict(keys, std::move(facts), [this, sync, resume = std::move(resume)](Verdict v) {
+    sniState_ = SniState::Done;
+    if (!v.storeOk && w_.config()->reputation.onError == config::OnError::Closed) {
+      w_.metrics().reputationErrors.fetch_add(1, std::memory_order_relaxed);
+      reputation::Decision d;
+      d.outcome = reputation::Decision::Outcome::Block;
+      d.reason = "the reputation store cannot answer (" + v.error + ")";
+      sniDecision_ = std::move(d);
+    } else {
+      sniDecision_ = std::move(v.decision);
+    }
+    if (!*sync) resume();
+  }, /*keepState=*/true);
+  *sync = false;
+  return now;
 }
 
 // BumpHello: the ClientHello decides. Nothing of the client's has been consumed, so every
@@ -1138,11 +1208,12 @@ void ClientConn::onBumpHello(bool timedOut) {
     f.rememberedClientCert = rem->check(hostPort, mitm::RememberKind::ClientCert, now);
     f.rememberedPinned = rem->check(peer_.ipString() + "|" + hostPort, mitm::RememberKind::Pinned, now);
   }
-  std::optional<reputation::Decision> sniVerdict;
-  if (name != ex_->req.host) sniVerdict = judgeSni(name);
-  if (sniVerdict && sniVerdict->outcome == reputation::Decision::Outcome::Block) {
-    f.verdict = mitm::HostVerdict::Block;
-    f.verdictReason = sniVerdict->reason;
+  if (name != ex_->req.host) {
+    if (!sniVerdict(name, [this] { onBumpHello(false); })) return;  // the store answers later
+    if (sniDecision_ && sniDecision_->outcome == reputation::Decision::Outcome::Block) {
+      f.verdict = mitm::HostVerdict::Block;
+      f.verdictReason = sniDecision_->reason;
+    }
   }
   mitm::BumpDecision d = mitm::decideBump(f);
   switch (d.action) {
@@ -1441,10 +1512,11 @@ void ClientConn::handleBumpedRequest() {
     ex_->squidCode = "TCP_DENIED";
     return respondError(508, Reason::LoopDetected, "the request already passed through " + w_.config()->visibleHostname);
   }
-  if (checkReputation(nullptr)) return;
-  ex_->addrs = {bump_->dest};
-  ex_->addrIndex = 0;
-  connectUpstream();
+  checkReputation(nullptr, [this] {
+    ex_->addrs = {bump_->dest};
+    ex_->addrIndex = 0;
+    connectUpstream();
+  });
 }
 
 // Once every buffer of the tunnel is empty (our 200 is out, early client bytes forwarded), the
@@ -1655,7 +1727,18 @@ void ClientConn::onTimer() noexcept {
       if (rearmIdle(t.tunnelIdle)) return;
       return close();
     case ConnState::BumpHello:
+      if (sniState_ == SniState::Pending) return close();  // the store never answered
       return onBumpHello(true);
+    case ConnState::Judge: {
+      // A backstop: the store answers every lookup by its deadline.
+      if (w_.redis() && judgeTicket_) w_.redis()->cancel(judgeTicket_);
+      auto resume = std::move(judgeResume_);
+      if (!resume) return close();
+      reputation::StoreAnswer late;
+      late.ok = false;
+      late.error = "no answer in time";
+      return (*resume)(std::move(late));
+    }
     case ConnState::BumpUpstream:
       if (ex_ && ex_->req.method == "CONNECT")
         return bumpFailed(504, Reason::UpstreamTimeout,

@@ -3,6 +3,8 @@
 // States (each line says what is true in it):
 //   ReadHead  waiting for or reading a request head; no exchange upstream; timer = client idle
 //             (between requests) or request-header deadline (from the first byte)
+//   Judge     a reputation lookup in flight in Redis (before Resolve, before Connect, or before
+//             an intercepted request goes up); client reads ignored; timer = deadline backstop
 //   Resolve   name lookup in flight; client reads paused; timer = connect deadline
 //   Connect   upstream TCP connect in flight; client reads paused; timer = connect deadline
 //   Relay     request head sent; request body and response stream with watermarks; timer =
@@ -29,6 +31,7 @@
 #include <openssl/ssl.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,13 +45,14 @@
 #include "proxy/server/splice_tunnel.h"
 #include "reputation/embedded_store.h"
 #include "reputation/policy.h"
+#include "reputation/redis_store.h"
 
 namespace sekisho::server {
 
 class Worker;
 
 enum class ConnState : uint8_t {
-  ReadHead, Resolve, Connect, Relay, Tunnel, TlsBlockHello, BumpHello, BumpUpstream, Drain, Closed
+  ReadHead, Judge, Resolve, Connect, Relay, Tunnel, TlsBlockHello, BumpHello, BumpUpstream, Drain, Closed
 };
 
 // Why reads on one side are paused; distinct values, never one bool.
@@ -91,7 +95,16 @@ class ClientConn {
   void handleRequest(http::RequestHead head);
   void onResolved(Result<std::vector<net::SocketAddr>> answer);
   void connectUpstream();
-  bool checkReputation(const std::vector<net::SocketAddr>* addrs);
+  struct Verdict {
+    std::optional<reputation::Decision> decision;  // nullopt: no rule matched
+    bool storeOk = true;                           // false: Redis down, slow or garbled (error says)
+    std::string error;
+  };
+  bool lookupVerdict(const reputation::LookupKeys& keys, reputation::Facts facts, std::function<void(Verdict)> done,
+                     bool keepState = false);
+  bool refuseOnStoreError(const std::string& error);
+  void checkReputation(const std::vector<net::SocketAddr>* addrs, std::function<void()> next);
+  void startResolve();
   void onUpstreamConnected();
   void startRelay();
   void startTunnel();
@@ -108,7 +121,7 @@ class ClientConn {
   void tunnelEnded(bool fromClient);
   void trySplice();
   bool checkClientHello();
-  std::optional<reputation::Decision> judgeSni(const std::string& sni);
+  bool sniVerdict(const std::string& sni, std::function<void()> resume);
   bool interceptPossible() const;
   void onBumpHello(bool timedOut);
   void enterTunnelAfterHello(std::string_view why);
@@ -126,7 +139,6 @@ class ClientConn {
   void onTlsBlockHello();
   bool tlsRecordsQueued() const;
   std::string shownUrl() const;
-  std::optional<reputation::Decision> judge(const reputation::LookupKeys& keys, const reputation::Facts& facts) const;
   static void onSpliceProgress(void* ctx, SpliceTunnel::Outcome outcome);
   void enterReadHead();
   void enterDrain();
@@ -173,6 +185,12 @@ class ClientConn {
     bool clientHandshakeDone = false;
   };
   std::unique_ptr<Bump> bump_;
+  // Reputation lookups in flight (Redis): the ticket the answer must carry, and the continuation.
+  uint64_t judgeTicket_ = 0;
+  std::shared_ptr<std::function<void(reputation::StoreAnswer)>> judgeResume_;
+  enum class SniState : uint8_t { None, Pending, Done };
+  SniState sniState_ = SniState::None;
+  std::optional<reputation::Decision> sniDecision_;
   std::string bumpName_;        // BumpUpstream: the name sent as SNI and verified
   bool fallbackTunnel_ = false; // reconnecting in plain TCP to tunnel the client's own hello
   // A CONNECT answered before its origin connection exists (a verified one was idle in the pool

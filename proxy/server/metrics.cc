@@ -31,6 +31,7 @@ const char* reasonName(Reason r) {
     case Reason::UpstreamCertInvalid: return "upstream_cert_invalid";
     case Reason::UpstreamTlsFailed: return "upstream_tls_failed";
     case Reason::MisdirectedRequest: return "misdirected_request";
+    case Reason::ReputationUnavailable: return "reputation_unavailable";
     case Reason::Count_: break;
   }
   return "unknown";

@@ -17,6 +17,8 @@
 #include "proxy/log/access_log.h"
 #include "proxy/server/worker.h"
 #include "reputation/feeds.h"
+#include "reputation/redis_import.h"
+#include "reputation/redis_schema.h"
 #include "tls-mitm/ticket_keys.h"
 #include "reputation/normalize.h"
 #include "reputation/policy.h"
@@ -54,12 +56,19 @@ constexpr std::string_view kSampleBlockList =
     "c2.sekisho.test\n"
     "phishing.sekisho.test\n";
 
+// A store URL as it may be shown (logs, /healthz): a password becomes "***".
+std::string shownStore(const std::string& store) {
+  size_t at = store.find('@');
+  if (store.rfind("redis://:", 0) != 0 || at == std::string::npos) return store;
+  return "redis://:***" + store.substr(at);
+}
+
 // The embedded store: persisted under the config file's directory, with reputation.lists loaded
 // into it (each file replaces its own source); in memory with the sample list on built-in defaults.
 Result<std::shared_ptr<const reputation::EmbeddedStore>> openReputation(const config::Config& cfg) {
   if (cfg.reputation.store != "embedded")
-    SLOG_WARN("reputation.store %s: the Redis store is not in this build yet; using the embedded store",
-              cfg.reputation.store.c_str());
+    SLOG_INFO("reputation.store %s: feeds live in Redis (each worker caches answers); reputation.lists "
+              "and built-in entries stay in this process", shownStore(cfg.reputation.store).c_str());
   if (cfg.sourceFile.empty()) {
     auto store = std::make_shared<reputation::EmbeddedStore>();
     reputation::FeedOptions o;
@@ -313,16 +322,23 @@ std::string adminLookup(const Server& s, const std::string& target, int& status)
   }
   facts.now = int64_t(time(nullptr));
   auto matches = s.reputation ? s.reputation->lookup(keys) : std::vector<reputation::Match>{};
-  reputation::PolicyConfig policy;
-  policy.sensitivity = s.cfg->reputation.sensitivity == config::Sensitivity::Low    ? reputation::Sensitivity::Low
-                       : s.cfg->reputation.sensitivity == config::Sensitivity::High ? reputation::Sensitivity::High
-                                                                                    : reputation::Sensitivity::Medium;
+  std::string storeNote;
+  if (reputation::isRedisUrl(s.cfg->reputation.store)) {
+    // A blocking query from the admin thread (short timeouts), as `sekisho lookup` makes it.
+    auto opts = reputation::parseRedisUrl(s.cfg->reputation.store);
+    auto more = opts ? reputation::lookupRedisSync(*opts, keys) : tl::unexpected(opts.error());
+    if (more)
+      for (auto& m : *more) matches.push_back(std::move(m));
+    else
+      storeNote = "store: the Redis store did not answer: " + more.error().detail + "\n";
+  }
+  reputation::PolicyConfig policy = policyOf(*s.cfg);
   reputation::Decision d = reputation::decide(facts, matches, policy);
   status = 200;
   std::string out = "target: " + (isUrl ? facts.url : facts.host) + "\nverdict: " +
                     std::string(reputation::outcomeName(d.outcome)) + "\nreason: " + d.reason + "\nrules:\n";
   for (const auto& c : d.chain) out += "  " + c + "\n";
-  return out;
+  return out + storeNote;
 }
 
 void onAdmin(evhttp_request* req, void* arg) {
@@ -352,6 +368,13 @@ void onAdmin(evhttp_request* req, void* arg) {
     evhttp_send_reply(req, status, status == 200 ? "OK" : "Bad Request", b);
   } else if (path == "/healthz") {
     evbuffer_add_printf(b, "ok\n");
+    if (reputation::isRedisUrl(s->cfg->reputation.store)) {
+      // The shared store's state as each worker sees it (its connection, its reconnects).
+      evbuffer_add_printf(b, "reputation store %s (on_error: %s)\n", shownStore(s->cfg->reputation.store).c_str(),
+                          s->cfg->reputation.onError == config::OnError::Open ? "open" : "closed");
+      for (size_t i = 0; i < s->workers.size(); ++i)
+        evbuffer_add_printf(b, "  worker %zu: %s\n", i, s->workers[i]->redisState().c_str());
+    }
     if (s->reputation) {
       evbuffer_add_printf(b, "reputation: embedded store, %zu entries\n", s->reputation->size());
       for (const auto& src : s->reputation->sources())

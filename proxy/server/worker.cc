@@ -18,6 +18,19 @@ std::shared_ptr<const HostsMap> overridesOf(const config::Config& cfg) {
 }
 }  // namespace
 
+reputation::PolicyConfig policyOf(const config::Config& cfg) {
+  const auto& rep = cfg.reputation;
+  reputation::PolicyConfig p;
+  p.sensitivity = rep.sensitivity == config::Sensitivity::Low    ? reputation::Sensitivity::Low
+                  : rep.sensitivity == config::Sensitivity::High ? reputation::Sensitivity::High
+                                                                 : reputation::Sensitivity::Medium;
+  for (const auto& [category, action] : rep.categoryActions) {
+    reputation::Action a;
+    if (reputation::parseAction(action, a)) p.categoryActions.emplace(category, a);
+  }
+  return p;
+}
+
 Worker::Worker(unsigned id, config::ConfigPtr cfg, std::shared_ptr<accesslog::AccessLog> log,
                std::shared_ptr<const SharedFacts> facts)
     : id_(id),
@@ -40,6 +53,7 @@ Worker::Worker(unsigned id, config::ConfigPtr cfg, std::shared_ptr<accesslog::Ac
 
 Worker::~Worker() {
   closeAll();
+  redis_.reset();  // before the event base goes
   resolver_.reset();
 }
 
@@ -57,6 +71,55 @@ void Worker::closeAll() {
 void Worker::applyConfig() {
   resolver_->setOverrides(overridesOf(*cfg_));
   pool_.setLimits(cfg_->limits.maxIdleUpstream, cfg_->limits.maxIdleUpstreamPerHost, cfg_->timeouts.upstreamIdle);
+  const auto& rep = cfg_->reputation;
+  policy_ = policyOf(*cfg_);
+  // The Redis store, made (again) when the URL or its settings change. Lookups in flight on the
+  // old one are dropped; their connections fall back to on_error by their own timers.
+  std::string want = reputation::isRedisUrl(rep.store)
+                         ? rep.store + "|" + std::to_string(rep.deadline.count()) + "|" + std::to_string(rep.cacheEntries) +
+                               "|" + std::to_string(rep.cacheTtl.count())
+                         : "";
+  if (want == redisUrl_) return;
+  redisUrl_ = want;
+  redis_.reset();
+  if (want.empty()) {
+    std::lock_guard lk(redisStateMu_);
+    redisState_.clear();
+    return;
+  }
+  auto opts = reputation::parseRedisUrl(rep.store);
+  if (!opts) {
+    SLOG_ERROR("worker %u: reputation.store: %s", id_, opts.error().detail.c_str());
+    return;
+  }
+  opts->deadline = rep.deadline;
+  opts->cacheEntries = rep.cacheEntries;
+  opts->cacheTtl = rep.cacheTtl;
+  redis_ = reputation::RedisStore::create(base_.get(), *opts);
+  if (!redis_) {
+    SLOG_ERROR("worker %u: cannot create the Redis store client", id_);
+    return;
+  }
+  {
+    std::lock_guard lk(redisStateMu_);
+    redisState_ = redis_->stateText();
+  }
+  unsigned id = id_;
+  redis_->setStateListener([this, id](reputation::RedisStore::State st, const std::string& text) {
+    {
+      std::lock_guard lk(redisStateMu_);
+      redisState_ = text;
+    }
+    if (st == reputation::RedisStore::State::Down)
+      SLOG_WARN("worker %u: reputation store %s", id, text.c_str());
+    else if (st == reputation::RedisStore::State::Up)
+      SLOG_INFO("worker %u: reputation store %s", id, text.c_str());
+  });
+}
+
+std::string Worker::redisState() const {
+  std::lock_guard lk(redisStateMu_);
+  return redisState_;
 }
 
 Result<std::vector<net::SocketAddr>> Worker::bind(const std::vector<net::SocketAddr>& addrs) {

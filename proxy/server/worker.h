@@ -17,6 +17,8 @@
 
 #include "ca/ca.h"
 #include "reputation/embedded_store.h"
+#include "reputation/policy.h"
+#include "reputation/redis_store.h"
 #include "proxy/base/handles.h"
 #include "proxy/config/config.h"
 #include "proxy/log/access_log.h"
@@ -31,6 +33,9 @@ namespace sekisho::server {
 class ClientConn;
 
 using SslCtxPtrShared = std::shared_ptr<SSL_CTX>;
+
+// The reputation policy a configuration asks for (sensitivity, per-category actions).
+reputation::PolicyConfig policyOf(const config::Config& cfg);
 
 // Facts every worker reads and nobody changes after start-up.
 struct SharedFacts {
@@ -75,6 +80,13 @@ class Worker {
   accesslog::AccessLog* accessLog() const { return log_.get(); }
   // The reputation store in force (replaced whole on reload; a request keeps the one it began with).
   const reputation::EmbeddedStore* reputation() const { return reputation_.get(); }
+  // The Redis store of this worker (reputation.store: redis://...), or null.
+  reputation::RedisStore* redis() const { return redis_.get(); }
+  // Sensitivity and per-category actions, built once per configuration.
+  const reputation::PolicyConfig& policy() const { return policy_; }
+  uint64_t newTicket() { return ++nextTicket_; }
+  // "up", "down: ..." for /healthz (any thread).
+  std::string redisState() const;
   Resolver& resolver() { return *resolver_; }
   UpstreamPool& pool() { return pool_; }
   Metrics& metrics() { return metrics_; }
@@ -108,6 +120,12 @@ class Worker {
   std::shared_ptr<accesslog::AccessLog> log_;
   std::shared_ptr<const SharedFacts> facts_;
   std::shared_ptr<const reputation::EmbeddedStore> reputation_;
+  std::unique_ptr<reputation::RedisStore> redis_;
+  std::string redisUrl_;  // what redis_ was made for
+  reputation::PolicyConfig policy_;
+  uint64_t nextTicket_ = 0;
+  mutable std::mutex redisStateMu_;
+  std::string redisState_;
   std::unique_ptr<Resolver> resolver_;
   UpstreamPool pool_;
   Metrics metrics_;

@@ -57,7 +57,8 @@ class TlsIntercept : public ProxyTest {
     o.cert = cert;
     return tlsOrigin(o);
   }
-  void startIntercepting(const std::string& extra = "", const std::string& tlsExtra = "") {
+  void startIntercepting(const std::string& extra = "", const std::string& tlsExtra = "",
+                         const std::vector<std::string>& env = {}) {
     if (pki_.empty()) pki();
     ProxyConfig cfg = env_.proxyConfig();
     cfg.connectPorts = {"\"1025-65535\""};
@@ -66,6 +67,7 @@ class TlsIntercept : public ProxyTest {
       cfg.resolve.push_back({std::string(n) + ".pki.test", "127.0.0.1"});
     cfg.timeouts.push_back({"connect", "2s"});
     cfg.extra = "tls: {upstream_ca_file: \"" + root_ + "\"" + tlsExtra + "}\n" + extra;
+    cfg.env = env;
     ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
   }
   std::unique_ptr<TlsClient> via(const std::string& host, uint16_t port, const TlsOptions& o = {}) {
@@ -386,7 +388,7 @@ TEST_F(TlsIntercept, OriginThatNeverHandshakesGetsATimeoutPage) {
 TEST_F(TlsIntercept, LargeDownloadStreamsWithFlatMemory) {
   Origin* origin = tlsOrigin("good");
   ASSERT_NE(origin, nullptr);
-  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  ASSERT_NO_FATAL_FAILURE(startIntercepting("", "", boundedQuarantineEnv()));
   auto t = via("good.pki.test", origin->port());
   ASSERT_TRUE(t->handshakeOk()) << t->error();
 #ifdef SEKISHO_SANITIZE

@@ -352,6 +352,18 @@ TEST(ConfigDocs, ConfigMdNamesEveryKey) {
         << k.path << " is not in CONFIG.md";
 }
 
+TEST(ConfigReputation, CategoryActionsAreAMapOfKnownActions) {
+  auto c = mustLoad("reputation:\n  categories:\n    ads: log\n    gambling: block\n    supplier: allow\n");
+  EXPECT_EQ(c->reputation.categoryActions.size(), 3u);
+  EXPECT_EQ(c->reputation.categoryActions.at("ads"), "log");
+  EXPECT_EQ(errorOf("reputation:\n  categories:\n    ads: maybe\n"),
+            "sekisho.yaml:3: reputation.categories.ads: 'maybe' is not an action, expected block, allow or log");
+  EXPECT_EQ(errorOf("reputation:\n  categories:\n    Bad Cat: log\n"),
+            "sekisho.yaml:3: reputation.categories: 'Bad Cat' is not a category, expected lower-case letters, digits, '_' or '-'");
+  EXPECT_EQ(errorOf("reputation:\n  categories: [ads]\n"),
+            "sekisho.yaml:2: reputation.categories: is a list, expected a map of category: block|allow|log");
+}
+
 // ---- errors: exact messages and lines ----
 
 TEST(ConfigErrors, RejectsUnknownNestedKeyWithLine) {
@@ -459,7 +471,7 @@ TEST(ConfigErrors, RejectsWrongTypes) {
       "(such as 10.0.0.0/8)");
   EXPECT_EQ(errorOf("tls: true\n"),
             "sekisho.yaml:1: tls: is a single value, expected a map with keys intercept, no_intercept, "
-            "upstream_ca_file");
+            "upstream_ca_file, remember_for");
   EXPECT_EQ(errorOf("tls:\n  no_intercept: {a: b}\n"),
             "sekisho.yaml:2: tls.no_intercept: is a map, expected a list of host patterns (\"host\" or "
             "\"*.domain\")");
@@ -770,7 +782,9 @@ TEST(ConfigReputation, NormalizesRedisStoreUrls) {
   EXPECT_EQ(mustLoad("reputation: {store: \"redis://[::1]:7000\"}\n")->reputation.store,
             "redis://[::1]:7000/0");
   EXPECT_EQ(mustLoad("reputation: {store: \"redis://[::1]/3\"}\n")->reputation.store, "redis://[::1]:6379/3");
-  for (const char* bad : {"redis://", "redis://h:0", "redis://h:99999", "redis://h/x", "redis://:pw@h",
+  EXPECT_EQ(mustLoad("reputation: {store: \"redis://:s3cret@Redis.Internal/1\"}\n")->reputation.store,
+            "redis://:s3cret@redis.internal:6379/1");
+  for (const char* bad : {"redis://", "redis://h:0", "redis://h:99999", "redis://h/x", "redis://user:pw@h", "redis://@h",
                           "rediss://h", "memcached://h", "Embedded", "redis://[::1"})
     EXPECT_EQ(errorOf(std::string("reputation:\n  store: \"") + bad + "\"\n"),
               std::string("sekisho.yaml:2: reputation.store: '") + bad +
