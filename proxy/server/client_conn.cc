@@ -1481,6 +1481,10 @@ bool ClientConn::wrapClientTls(SSL* ssl) {
     return false;
   }
   bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+  // The filter encrypts into the plain bufferevent's output only while that is under its write
+  // high-water mark: without one, a client that never reads would make us hold every record.
+  size_t bufferBytes = w_.config()->limits.bufferBytes;
+  bufferevent_setwatermark(plain, EV_WRITE, bufferBytes / 2, bufferBytes);
   client_.reset(tls);
   bufferevent_setcb(tls, &clientReadCb, &clientWriteCb, &clientEventCb, this);
   tuneBev(tls, w_.config()->limits.bufferBytes);

@@ -415,5 +415,25 @@ TEST_F(TlsIntercept, LargeDownloadStreamsWithFlatMemory) {
   EXPECT_LT(peak - before, 16 * 1024 * kRssSlack) << "RSS grew by " << (peak - before) << " KiB";
 }
 
+TEST_F(TlsIntercept, ClientThatNeverReadsCostsBoundedMemory) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting("", "", boundedQuarantineEnv()));
+  auto t = via("good.pki.test", origin->port());
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+  long before = proxy().rssKiB();
+  ASSERT_TRUE(t->send(get("good.pki.test", origin->port(), "/size/" + std::to_string(512 * kMiB))));
+  long peak = before;
+  for (int i = 0; i < 15; ++i) {
+    std::this_thread::sleep_for(Millis(200));
+    peak = std::max(peak, proxy().rssKiB());
+  }
+  // The records wait in the kernel and in one buffer per direction, not in the proxy's heap.
+  EXPECT_LT(peak - before, 8 * 1024 * kRssSlack) << "RSS grew by " << (peak - before) << " KiB";
+  auto other = via("good.pki.test", origin->port());
+  ASSERT_TRUE(other->handshakeOk()) << other->error();
+  EXPECT_EQ(other->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
+}
+
 }  // namespace
 }  // namespace sekisho::it
