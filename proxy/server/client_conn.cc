@@ -1188,6 +1188,17 @@ void ClientConn::onBumpHello(bool timedOut) {
   mitm::ParseOutcome o = mitm::peekClientHello(std::string_view(p, n), limits);
   if (o.status == mitm::HelloStatus::NeedMore && !timedOut && n < limits.maxHandshakeBytes + 5 * limits.maxRecords)
     return;
+  if (o.status == mitm::HelloStatus::NeedMore && timedOut && n > 0) {
+    // Part of a hello, then nothing for the whole deadline: a slow client is not a reason to let
+    // its traffic through undecrypted. (No bytes at all is a client waiting for the server; the
+    // decision below tunnels that.)
+    ex_->reason = Reason::RequestTimeout;
+    ex_->detail = "incomplete ClientHello (" + std::to_string(n) + " bytes) after " +
+                  std::to_string(cfg.timeouts.requestHeader.count() / 1000) + " s";
+    SLOG_INFO("tls: CONNECT %s:%u from %s closed: %s", ex_->req.host.c_str(), unsigned(ex_->req.port),
+              peer_.ipString().c_str(), ex_->detail.c_str());
+    return close();
+  }
   mitm::BumpFacts f;
   f.connectHost = ex_->req.host;
   f.port = ex_->req.port;

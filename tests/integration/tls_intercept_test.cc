@@ -357,6 +357,26 @@ TEST_F(TlsIntercept, GarbageHelloIsRefusedAndTheWorkerServesOthers) {
   EXPECT_EQ(t->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
 }
 
+TEST_F(TlsIntercept, SlowHelloIsClosedNotTunnelled) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  long handshakes = origin->stats().tlsHandshakes;
+  Client c(proxy().port());
+  ASSERT_TRUE(c.connected());
+  ReadOptions connectRead;
+  connectRead.method = "CONNECT";
+  Response head = c.roundTrip("CONNECT good.pki.test:" + std::to_string(origin->port()) +
+                                  " HTTP/1.1\r\nHost: good.pki.test\r\n\r\n",
+                              connectRead);
+  ASSERT_EQ(head.status, 200);
+  // The first bytes of a hello, then silence past the request-header deadline (2 s here).
+  ASSERT_TRUE(c.send(std::string("\x16\x03\x01\x02\x00\x01", 6)));
+  EXPECT_TRUE(c.waitClosed(Millis(6000)));
+  EXPECT_TRUE(proxy().waitLogLineWith("CONNECT good.pki.test", "reason=request_timeout"));
+  EXPECT_EQ(origin->stats().tlsHandshakes, handshakes + 1) << "a TLS session reached the origin (only /stats should)";
+}
+
 TEST_F(TlsIntercept, OriginThatNeverHandshakesGetsATimeoutPage) {
   Origin* good = tlsOrigin("good");
   ASSERT_NE(good, nullptr);
