@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "proxy/net/address.h"
@@ -342,7 +343,20 @@ ca::LeafRequest leafRequestFromOrigin(X509* origin, const std::string& fallbackN
       if (text[0]) req.ipAddresses.emplace_back(text);
     }
   }
+  bool truncated = names && size_t(sk_GENERAL_NAME_num(names)) > ca::kMaxLeafNames;
   GENERAL_NAMES_free(names);
+  // A certificate with more names than a leaf may carry: the name the client asked for (verified
+  // against the origin's certificate already) must survive the cut.
+  if (truncated && !fallbackName.empty()) {
+    auto& list = isIpLiteral(fallbackName) ? req.ipAddresses : req.dnsNames;
+    if (std::find(list.begin(), list.end(), fallbackName) == list.end()) {
+      if (req.dnsNames.size() + req.ipAddresses.size() >= ca::kMaxLeafNames) {
+        auto& shrink = req.dnsNames.empty() ? req.ipAddresses : req.dnsNames;
+        shrink.pop_back();
+      }
+      list.push_back(fallbackName);
+    }
+  }
   // The subject CN only when it is one of the names (modern clients ignore it anyway).
   X509_NAME* subj = X509_get_subject_name(origin);
   int idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
