@@ -247,6 +247,16 @@ SSL* OriginTls::newSsl(const std::string& sni) const {
   return ssl;
 }
 
+namespace {
+int h2Index() {
+  static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return idx;
+}
+}  // namespace
+
+void allowH2(SSL* ssl) { SSL_set_ex_data(ssl, h2Index(), reinterpret_cast<void*>(1)); }
+bool h2Allowed(const SSL* ssl) { return SSL_get_ex_data(ssl, h2Index()) != nullptr; }
+
 bool OriginTls::clientCertRequested(const SSL* ssl) {
   return SSL_get_ex_data(ssl, clientCertIndex()) != nullptr;
 }

@@ -103,6 +103,10 @@ std::string aiaIssuerUrl(X509* cert);
 // names); when none is left, `fallbackName` (the validated SNI or CONNECT host) is used.
 ca::LeafRequest leafRequestFromOrigin(X509* origin, const std::string& fallbackName);
 
+// Marks a client-facing SSL as one that may be offered h2 by ALPN (intercepted connections).
+void allowH2(SSL* ssl);
+bool h2Allowed(const SSL* ssl);
+
 // SHA-256 of a certificate's DER, lowercase hex (the minted-leaf cache key).
 std::string certSha256Hex(X509* cert);
 

@@ -73,7 +73,7 @@ bool isTlsBev(bufferevent* bev) { return bufferevent_openssl_get_ssl(bev) != nul
 void kick(bufferevent* bev) {
   evbuffer* out = bufferevent_get_output(bev);
   if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE)) return;
-  if (isTlsBev(bev)) {  // TLS: its bytes must go through OpenSSL
+  if (isTlsBev(bev) || bufferevent_getfd(bev) < 0) {  // TLS or a pair: no socket to write to here
     bufferevent_enable(bev, EV_WRITE);
     return;
   }
@@ -127,7 +127,23 @@ ClientConn::ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const ne
   timer_.reset(evtimer_new(w_.base(), &ClientConn::timerCb, this));
 }
 
-ClientConn::~ClientConn() = default;
+ClientConn::ClientConn(Worker& worker, uint64_t id, BevPtr bev, const InnerTarget& target)
+    : w_(worker), id_(id), peer_(target.peer), allowed_(true) {
+  client_ = std::move(bev);
+  timer_.reset(evtimer_new(w_.base(), &ClientConn::timerCb, this));
+  inner_ = true;
+  auto b = std::make_unique<Bump>();
+  b->host = target.host;
+  b->port = target.port;
+  b->dest = target.dest;
+  b->poolKey = target.poolKey;
+  b->clientHandshakeDone = true;
+  bump_ = std::move(b);
+}
+
+ClientConn::~ClientConn() {
+  h2_.reset();  // before client_: the session writes into it
+}
 
 void ClientConn::start() {
   const auto& cfg = *w_.config();
@@ -177,6 +193,9 @@ void ClientConn::close() {
   if (state_ == ConnState::Closed) return;
   if (judgeTicket_ && w_.redis()) w_.redis()->cancel(judgeTicket_);
   judgeTicket_ = 0;
+  h2_.reset();  // its streams tell their inner connections
+  // An inner connection's pair partner learns of the end only through an explicit EOF.
+  if (inner_ && client_) bufferevent_flush(client_.get(), EV_WRITE, BEV_FINISHED);
   if (ex_ && !ex_->logged) logExchange();
   setState(ConnState::Closed);
   if (ex_) ex_->splice.reset();  // its events watch the sockets freed below
@@ -212,7 +231,11 @@ void ClientConn::enterReadHead() {
 
 void ClientConn::onClientReadable() noexcept {
   touch();
+  if (state_ == ConnState::ReadHead && bump_ && !inner_ && !headStarted_ && clientAlpnIsH2()) return startH2();
   switch (state_) {
+    case ConnState::H2:
+      if (!h2_->onClientReadable()) close();
+      break;
     case ConnState::ReadHead: readHead(); break;
     case ConnState::Relay:
       if (ex_ && !ex_->reqDone) pumpRequestBody();
@@ -891,6 +914,9 @@ void ClientConn::onClientDrained() noexcept {
       if (upEof_ && clientEof_ && evbuffer_get_length(out) == 0) return close();
       trySplice();
       break;
+    case ConnState::H2:
+      if (!h2_->onClientDrained()) return close();
+      break;
     case ConnState::Drain:
       if (evbuffer_get_length(out) == 0) {
         if (tlsRecordsQueued()) return armTimer(milliseconds(20));  // onTimer looks again
@@ -987,6 +1013,7 @@ void ClientConn::onUpstreamEvent(short what) noexcept {
 void ClientConn::onClientEvent(short what) noexcept {
   if (what & BEV_EVENT_CONNECTED) {  // a TLS handshake with the client finished
     if (bump_) bump_->clientHandshakeDone = true;
+    if (bump_ && !inner_ && state_ == ConnState::ReadHead && !headStarted_ && clientAlpnIsH2()) startH2();
     return;
   }
   if (bump_ && !bump_->clientHandshakeDone) {
@@ -1442,6 +1469,7 @@ void ClientConn::finishBump(SSL* upSsl) {
   for (const auto& c : authority.chain()) SSL_add1_chain_cert(ssl, c.get());
   // Never a stronger protocol towards the client than the origin gave us.
   SSL_set_max_proto_version(ssl, SSL_version(upSsl));
+  if (w_.config()->tls.http2) mitm::allowH2(ssl);  // h2 to the client, translated to HTTP/1.1 here
   auto b = std::make_unique<Bump>();
   b->host = name;
   b->port = ex_->req.port;
@@ -1461,6 +1489,51 @@ void ClientConn::finishBump(SSL* upSsl) {
   firstRequest_ = true;
   ex_.reset();
   enterReadHead();
+}
+
+bool ClientConn::clientAlpnIsH2() const {
+  SSL* ssl = bufferevent_openssl_get_ssl(client_.get());
+  if (!ssl) return false;
+  const unsigned char* p = nullptr;
+  unsigned n = 0;
+  SSL_get0_alpn_selected(ssl, &p, &n);
+  return n == 2 && p[0] == 'h' && p[1] == '2';
+}
+
+// The client chose HTTP/2: from here the session speaks for the connection, and each stream is a
+// request on an inner connection that takes the ordinary bumped request path.
+void ClientConn::startH2() {
+  InnerTarget t;
+  t.host = bump_->host;
+  t.port = bump_->port;
+  t.dest = bump_->dest;
+  t.poolKey = bump_->poolKey;
+  t.peer = peer_;
+  h2_ = std::make_unique<H2Session>(w_, client_.get(), std::move(t));
+  setState(ConnState::H2);
+  w_.metrics().h2Sessions.fetch_add(1, std::memory_order_relaxed);
+  Worker* w = &w_;
+  uint64_t id = id_;
+  h2_->setResume([w, id] {
+    struct Arg {
+      Worker* w;
+      uint64_t id;
+    };
+    event_base_once(w->base(), -1, EV_TIMEOUT, &ClientConn::onH2Resume, new Arg{w, id}, nullptr);
+  });
+  if (!h2_->start()) return close();
+  armTimer(w_.config()->timeouts.clientIdle);
+  if (evbuffer_get_length(bufferevent_get_input(client_.get())) && !h2_->onClientReadable()) return close();
+}
+
+void ClientConn::onH2Resume(evutil_socket_t, short, void* arg) {
+  struct Arg {
+    Worker* w;
+    uint64_t id;
+  };
+  std::unique_ptr<Arg> a(static_cast<Arg*>(arg));
+  ClientConn* c = a->w->findConn(a->id);
+  if (c && c->state_ == ConnState::H2 && c->h2_ && !c->h2_->onClientReadable()) c->close();
 }
 
 // Interception failed (certificate, handshake, timeout): the client still gets TLS on a leaf
@@ -1508,7 +1581,7 @@ bool ClientConn::wrapClientTls(SSL* ssl) {
 // https:// URL, a pooled verified upstream or a new verified one, the same relay and log.
 void ClientConn::handleBumpedRequest() {
   auto& req = ex_->req;
-  ex_->mode = "bump";
+  ex_->mode = inner_ ? "h2" : "bump";
   if (req.method == "CONNECT" || req.form == http::TargetForm::Authority || req.form == http::TargetForm::Asterisk)
     return respondError(400, Reason::BadRequest, "this request form is not accepted inside an intercepted connection");
   bool sameHost = req.host == bump_->host;
@@ -1740,6 +1813,13 @@ void ClientConn::onTimer() noexcept {
       return abortExchange(Reason::UpstreamTimeout, "no progress for " + std::to_string(t.idle.count() / 1000) + " s");
     case ConnState::Tunnel:
       if (rearmIdle(t.tunnelIdle)) return;
+      return close();
+    case ConnState::H2:
+      if (h2_ && h2_->activeStreams() > 0) {
+        armTimer(t.clientIdle);
+        return;
+      }
+      if (rearmIdle(t.clientIdle)) return;
       return close();
     case ConnState::BumpHello:
       if (sniState_ == SniState::Pending) return close();  // the store never answered

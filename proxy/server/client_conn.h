@@ -19,6 +19,8 @@
 //             verification, possibly waiting for an AIA fetch; client reads paused; timer = connect
 //             deadline. Success mints a leaf and takes the client's TLS (-> ReadHead, bumped);
 //             failure shows the certificate-error page over TLS.
+//   H2        an intercepted client speaks HTTP/2 (ALPN h2): h2_ owns the protocol; every stream is a
+//             request on an inner ClientConn (a bufferevent pair, in bump mode); timer = client idle
 //   Drain     a final response is queued; no more requests; output flushed, write side shut,
 //             then the input is discarded briefly before close (so the client reads our answer)
 //   Closed    callbacks detached; waiting in the worker's deferred-delete queue
@@ -41,6 +43,7 @@
 #include "proxy/http/message.h"
 #include "proxy/net/address.h"
 #include "proxy/server/body_pump.h"
+#include "proxy/server/h2_session.h"
 #include "proxy/server/metrics.h"
 #include "proxy/server/splice_tunnel.h"
 #include "reputation/embedded_store.h"
@@ -52,7 +55,7 @@ namespace sekisho::server {
 class Worker;
 
 enum class ConnState : uint8_t {
-  ReadHead, Judge, Resolve, Connect, Relay, Tunnel, TlsBlockHello, BumpHello, BumpUpstream, Drain, Closed
+  ReadHead, Judge, Resolve, Connect, Relay, Tunnel, TlsBlockHello, BumpHello, BumpUpstream, H2, Drain, Closed
 };
 
 // Why reads on one side are paused; distinct values, never one bool.
@@ -61,6 +64,9 @@ enum class Paused : uint8_t { No, OutFull };
 class ClientConn {
  public:
   ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer, bool allowed);
+  // An inner connection of an HTTP/2 session: `bev` is its end of a bufferevent pair, and every
+  // request on it addresses `target` (the intercepted origin), as inside a bumped HTTP/1.1 connection.
+  ClientConn(Worker& worker, uint64_t id, BevPtr bev, const InnerTarget& target);
   ~ClientConn();
   ClientConn(const ClientConn&) = delete;
   ClientConn& operator=(const ClientConn&) = delete;
@@ -134,6 +140,9 @@ class ClientConn {
   void originNeedsClientCert();
   bool wrapClientTls(SSL* ssl);
   void handleBumpedRequest();
+  bool clientAlpnIsH2() const;
+  void startH2();
+  static void onH2Resume(evutil_socket_t, short, void* arg);
   bool clientIsTls() const;
   void startTlsBlock(const std::string& reason);
   void onTlsBlockHello();
@@ -185,6 +194,8 @@ class ClientConn {
     bool clientHandshakeDone = false;
   };
   std::unique_ptr<Bump> bump_;
+  std::unique_ptr<H2Session> h2_;
+  bool inner_ = false;  // an HTTP/2 stream's connection (no socket of its own)
   // Reputation lookups in flight (Redis): the ticket the answer must carry, and the continuation.
   uint64_t judgeTicket_ = 0;
   std::shared_ptr<std::function<void(reputation::StoreAnswer)>> judgeResume_;

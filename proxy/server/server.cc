@@ -104,10 +104,16 @@ Result<std::shared_ptr<const reputation::EmbeddedStore>> openReputation(const co
 
 // Client-facing TLS: 1.2 and 1.3 only, AEAD suites with forward secrecy (what a current browser
 // offers, nothing weaker), HTTP/1.1 by ALPN, no renegotiation.
-int selectAlpn(SSL*, const unsigned char** out, unsigned char* outLen, const unsigned char* in, unsigned inLen, void*) {
+int selectAlpn(SSL* ssl, const unsigned char** out, unsigned char* outLen, const unsigned char* in, unsigned inLen,
+               void*) {
+  // h2 only on intercepted connections (translated to HTTP/1.1 by H2Session); block and error
+  // pages over TLS speak HTTP/1.1.
+  static const unsigned char kH2Http11[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  bool h2 = mitm::h2Allowed(ssl);
   unsigned char* sel = nullptr;
-  if (SSL_select_next_proto(&sel, outLen, kHttp11, sizeof kHttp11, in, inLen) != OPENSSL_NPN_NEGOTIATED)
+  if (SSL_select_next_proto(&sel, outLen, h2 ? kH2Http11 : kHttp11, h2 ? sizeof kH2Http11 : sizeof kHttp11, in,
+                            inLen) != OPENSSL_NPN_NEGOTIATED)
     return SSL_TLSEXT_ERR_NOACK;
   *out = sel;
   return SSL_TLSEXT_ERR_OK;
@@ -256,6 +262,8 @@ void Server::metrics(evhttp_request* req) {
   addCounter(out, "sekisho_tls_intercepted_total", "CONNECT tunnels decrypted (origin verified, leaf minted).", "counter", sum(&Metrics::bumped));
   addCounter(out, "sekisho_tls_tunnelled_total", "CONNECT tunnels passed through undecrypted after the ClientHello.", "counter", sum(&Metrics::bumpTunnelled));
   addCounter(out, "sekisho_tls_origin_cert_refused_total", "Origin certificates that failed verification.", "counter", sum(&Metrics::originCertRefused));
+  addCounter(out, "sekisho_h2_sessions_total", "Intercepted client connections that chose HTTP/2.", "counter", sum(&Metrics::h2Sessions));
+  addCounter(out, "sekisho_h2_streams_total", "HTTP/2 streams (each one request through the HTTP/1.1 path).", "counter", sum(&Metrics::h2Streams));
   addCounter(out, "sekisho_tls_aia_fetches_total", "Missing intermediates fetched from AIA URLs.", "counter", sum(&Metrics::aiaFetches));
   addCounter(out, "sekisho_tls_client_handshake_failures_total", "Client TLS handshakes on minted leaves that failed.", "counter", sum(&Metrics::clientTlsFailed));
   if (facts && facts->leafCache) {

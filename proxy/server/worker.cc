@@ -274,6 +274,17 @@ void Worker::accept(evutil_socket_t fd, sockaddr* sa, int len) {
   c->start();
 }
 
+bool Worker::adoptInner(BevPtr bev, const InnerTarget& target) {
+  if (draining_ || conns_.size() >= cfg_->limits.maxConnections) return false;
+  uint64_t id = nextConnId_++;
+  auto* c = new ClientConn(*this, id, std::move(bev), target);
+  conns_.emplace(id, c);
+  metrics_.active.fetch_add(1, std::memory_order_relaxed);
+  metrics_.h2Streams.fetch_add(1, std::memory_order_relaxed);
+  c->start();
+  return true;
+}
+
 ClientConn* Worker::findConn(uint64_t connId) const {
   auto it = conns_.find(connId);
   return it == conns_.end() ? nullptr : it->second;

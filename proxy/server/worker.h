@@ -24,6 +24,7 @@
 #include "proxy/log/access_log.h"
 #include "proxy/server/metrics.h"
 #include "proxy/server/resolver.h"
+#include "proxy/server/h2_session.h"
 #include "proxy/server/upstream_pool.h"
 #include "tls-mitm/origin_tls.h"
 #include "tls-mitm/remembered_hosts.h"
@@ -94,6 +95,9 @@ class Worker {
   bool draining() const { return draining_; }
   unsigned id() const { return id_; }
   ClientConn* findConn(uint64_t connId) const;
+  // Starts an inner connection for one HTTP/2 stream on `bev` (its end of a pair); false when
+  // the worker is at its connection limit or shutting down.
+  bool adoptInner(BevPtr bev, const InnerTarget& target);
   // Deferred delete: the connection is freed on the loop's next turn, never inside its callback.
   void release(ClientConn* conn);
   std::string newRefId();

@@ -455,5 +455,96 @@ TEST_F(TlsIntercept, ClientThatNeverReadsCostsBoundedMemory) {
   EXPECT_EQ(other->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
 }
 
+// HTTP/2 to the client (curl --http2), translated to the HTTP/1.1 request path.
+class TlsInterceptH2 : public TlsIntercept {
+ protected:
+  RunResult curl(std::vector<std::string> args) {
+    std::vector<std::string> argv{"/usr/bin/curl", "-sS", "--max-time", "20", "--http2", "--cacert", proxyCa(),
+                                  "-x", "http://" + proxy().authority()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return runToCompletion("curl", argv, env_.dir(), Millis(30000));
+  }
+};
+
+TEST_F(TlsInterceptH2, CurlGetsHttp2EndToEnd) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  std::string base = "https://good.pki.test:" + std::to_string(origin->port());
+  RunResult r = curl({"-o", env_.path("body"), "-w", "%{http_code} %{http_version} %{size_download}", base + "/size/300000"});
+  ASSERT_TRUE(r.exitedWith(0)) << describeStatus(r.status) << r.err;
+  EXPECT_EQ(r.out, "200 2 300000");
+  EXPECT_EQ(readFile(env_.path("body")), testorigin::patternString(300000)) << "the body arrives intact";
+  EXPECT_TRUE(proxy().waitLogLineWith("GET " + base + "/size/300000", "TCP_MISS/200"));
+  // A request body (no content-length: chunked towards the origin) and the origin's answer.
+  ASSERT_TRUE(writeFileAtomic(env_.path("up"), testorigin::patternString(200000)));
+  r = curl({"-w", " %{http_code} %{http_version}", "-H", "Content-Length:", "--data-binary",
+            "@" + env_.path("up"), base + "/upload"});
+  ASSERT_TRUE(r.exitedWith(0)) << r.err;
+  EXPECT_EQ(r.out, "200000 200 2");
+  // A HEAD has no body; a 204 neither.
+  r = curl({"-I", "-w", "%{http_code}", "-o", "/dev/null", base + "/size/10"});
+  EXPECT_EQ(r.out, "200");
+  r = curl({"-w", "%{http_code} %{size_download}", "-o", "/dev/null", base + "/status/204"});
+  EXPECT_EQ(r.out, "204 0");
+}
+
+TEST_F(TlsInterceptH2, ManyStreamsShareOneConnection) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  std::string base = "https://good.pki.test:" + std::to_string(origin->port());
+  std::vector<std::string> args{"--parallel", "--parallel-max", "40", "-w", "%{http_code} %{http_version} %{size_download}\n"};
+  constexpr int kStreams = 40;
+  for (int i = 1; i <= kStreams; ++i) {
+    args.push_back("-o");
+    args.push_back("/dev/null");
+    args.push_back(base + "/size/" + std::to_string(1000 * i));
+  }
+  RunResult r = curl(args);
+  ASSERT_TRUE(r.exitedWith(0)) << r.err;
+  auto lines = splitLines(r.out);
+  ASSERT_EQ(lines.size(), size_t(kStreams)) << r.out;
+  for (const auto& l : lines) EXPECT_EQ(l.rfind("200 2 ", 0), 0u) << l;
+  size_t connects = 0, gets = 0;
+  for (const auto& l : proxy().logLines()) {
+    connects += l.find("CONNECT good.pki.test") != std::string::npos;
+    gets += l.find("GET " + base + "/size/") != std::string::npos;
+  }
+  EXPECT_EQ(connects, 1u) << "every stream on one intercepted connection";
+  EXPECT_TRUE(waitUntil([&] {
+    gets = 0;
+    for (const auto& l : proxy().logLines()) gets += l.find("GET " + base + "/size/") != std::string::npos;
+    return gets == size_t(kStreams);
+  }, Millis(3000)));
+}
+
+TEST_F(TlsInterceptH2, BlockedUrlInsideHttp2GetsThePage) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  std::string port = std::to_string(origin->port());
+  ASSERT_TRUE(writeFileAtomic(env_.path("urlhaus.csv"),
+                              "\"1\",\"2026-11-01 00:00:00\",\"https://good.pki.test:" + port +
+                                  "/payload.exe\",\"online\",\"\",\"malware_download\",\"exe\","
+                                  "\"https://urlhaus.abuse.ch/url/1/\",\"anon\"\r\n"));
+  ASSERT_NO_FATAL_FAILURE(
+      startIntercepting("reputation:\n  lists: [{file: urlhaus.csv, format: urlhaus, category: malware}]\n"));
+  RunResult r = curl({"-w", "\n%{http_code} %{http_version}", "https://good.pki.test:" + port + "/payload.exe"});
+  ASSERT_TRUE(r.exitedWith(0)) << r.err;
+  EXPECT_NE(r.out.find("\n403 2"), std::string::npos) << r.out.substr(r.out.size() > 300 ? r.out.size() - 300 : 0);
+  EXPECT_NE(r.out.find("malware"), std::string::npos);
+  EXPECT_EQ(origin->requestCount(), 0);
+}
+
+TEST_F(TlsInterceptH2, Http2CanBeTurnedOff) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting("", ", http2: false"));
+  RunResult r = curl({"-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+                      "https://good.pki.test:" + std::to_string(origin->port()) + "/size/10"});
+  ASSERT_TRUE(r.exitedWith(0)) << r.err;
+  EXPECT_EQ(r.out, "200 1.1");
+}
+
 }  // namespace
 }  // namespace sekisho::it

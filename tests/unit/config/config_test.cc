@@ -369,7 +369,7 @@ TEST(ConfigReputation, CategoryActionsAreAMapOfKnownActions) {
 TEST(ConfigErrors, RejectsUnknownNestedKeyWithLine) {
   EXPECT_EQ(
       errorOf("listen: [\"127.0.0.1:3128\"]\ntls:\n  intercpt: true\n"),
-      "sekisho.yaml:3: tls.intercpt: unknown key, expected one of intercept, no_intercept, upstream_ca_file, remember_for");
+      "sekisho.yaml:3: tls.intercpt: unknown key, expected one of intercept, no_intercept, upstream_ca_file, remember_for, http2");
 }
 
 TEST(ConfigErrors, RejectsUnknownTopLevelKeyWithLine) {
@@ -471,7 +471,7 @@ TEST(ConfigErrors, RejectsWrongTypes) {
       "(such as 10.0.0.0/8)");
   EXPECT_EQ(errorOf("tls: true\n"),
             "sekisho.yaml:1: tls: is a single value, expected a map with keys intercept, no_intercept, "
-            "upstream_ca_file, remember_for");
+            "upstream_ca_file, remember_for, http2");
   EXPECT_EQ(errorOf("tls:\n  no_intercept: {a: b}\n"),
             "sekisho.yaml:2: tls.no_intercept: is a map, expected a list of host patterns (\"host\" or "
             "\"*.domain\")");
