@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/x509.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -453,6 +454,53 @@ TEST_F(TlsIntercept, ClientThatNeverReadsCostsBoundedMemory) {
   auto other = via("good.pki.test", origin->port());
   ASSERT_TRUE(other->handshakeOk()) << other->error();
   EXPECT_EQ(other->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
+}
+
+TEST_F(TlsIntercept, ClientClosingMidBodyEndsTheExchangeAndNothingElse) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  std::string port = std::to_string(origin->port());
+  {
+    auto t = via("good.pki.test", origin->port());
+    ASSERT_TRUE(t->handshakeOk()) << t->error();
+    ASSERT_TRUE(t->send(get("good.pki.test", origin->port(), "/size/" + std::to_string(256 * kMiB))));
+    std::string some;
+    while (some.size() < 2 * kMiB) {
+      std::string piece = t->client().readSome(Millis(3000));
+      ASSERT_FALSE(piece.empty()) << "the download did not start";
+      some += piece;
+    }
+  }  // closed mid-body
+  EXPECT_TRUE(proxy().waitLogLineWith("TCP_MISS_ABORTED", "GET https://good.pki.test:" + port + "/size/"));
+  auto other = via("good.pki.test", origin->port());
+  ASSERT_TRUE(other->handshakeOk()) << other->error();
+  EXPECT_EQ(other->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
+}
+
+TEST_F(TlsIntercept, OriginDyingMidBodyIsNotPassedOffAsComplete) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  Origin* spare = tlsOrigin("good");
+  ASSERT_NE(spare, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  auto t = via("good.pki.test", origin->port());
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+  ASSERT_TRUE(t->send(get("good.pki.test", origin->port(), "/size/" + std::to_string(512 * kMiB))));
+  std::string some;
+  while (some.size() < 2 * kMiB) {
+    std::string piece = t->client().readSome(Millis(3000));
+    ASSERT_FALSE(piece.empty()) << "the download did not start";
+    some += piece;
+  }
+  ASSERT_TRUE(origin->child().signal(SIGKILL));
+  // The client sees its connection end before the promised length: never a short "complete" body.
+  std::string rest = t->client().readUntilClose(Millis(10000));
+  EXPECT_LT(some.size() + rest.size(), size_t(512 * kMiB));
+  EXPECT_FALSE(t->client().isOpen());
+  auto other = via("good.pki.test", spare->port());
+  ASSERT_TRUE(other->handshakeOk()) << other->error();
+  EXPECT_EQ(other->roundTrip(get("good.pki.test", spare->port(), "/size/5")).status, 200);
 }
 
 // HTTP/2 to the client (curl --http2), translated to the HTTP/1.1 request path.
