@@ -406,6 +406,48 @@ TEST_F(TlsIntercept, OriginThatNeverHandshakesGetsATimeoutPage) {
   EXPECT_EQ(ok->roundTrip(get("good.pki.test", good->port(), "/size/5")).status, 200);
 }
 
+TEST_F(TlsIntercept, OriginResettingTheHandshakeGetsAPageInWords) {
+  Origin* good = tlsOrigin("good");
+  ASSERT_NE(good, nullptr);
+  // Accepts, reads the ClientHello, then resets the connection (SO_LINGER 0).
+  int l = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(l, 16), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);
+  uint16_t port = ntohs(a.sin_port);
+  std::atomic<int> resets{0};
+  std::thread resetter([&] {
+    for (int i = 0; i < 2; ++i) {
+      int c = ::accept(l, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[4096];
+      (void)::recv(c, buf, sizeof buf, 0);
+      linger lg{1, 0};
+      ::setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      ::close(c);
+      ++resets;
+    }
+  });
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  auto t = via("good.pki.test", port);
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+  Response r = t->roundTrip(get("good.pki.test", port, "/"));
+  EXPECT_EQ(r.status, 502) << r.summary();
+  EXPECT_NE(r.body.find("TLS"), std::string::npos) << r.body.substr(0, 2000);
+  EXPECT_TRUE(proxy().waitLogLineWith("GET https://good.pki.test:" + std::to_string(port), "reason=upstream_tls_failed"));
+  ::shutdown(l, SHUT_RDWR);
+  ::close(l);
+  resetter.join();
+  EXPECT_GE(resets.load(), 1);
+  auto ok = via("good.pki.test", good->port());
+  ASSERT_TRUE(ok->handshakeOk()) << ok->error();
+  EXPECT_EQ(ok->roundTrip(get("good.pki.test", good->port(), "/size/5")).status, 200);
+}
+
 TEST_F(TlsIntercept, LargeDownloadStreamsWithFlatMemory) {
   Origin* origin = tlsOrigin("good");
   ASSERT_NE(origin, nullptr);
