@@ -75,6 +75,31 @@ class TlsIntercept : public ProxyTest {
     return TlsClient::viaProxy(proxy().port(), host, port, proxyCa(), o);
   }
   std::string proxyCa() const { return env_.path("ca.crt"); }
+  // CONNECT good.pki.test:PORT on `c`, asserting the 200; the client's TLS is the test's to send.
+  void connectPlain(Client& c, uint16_t port) {
+    ASSERT_TRUE(c.connected());
+    ReadOptions connectRead;
+    connectRead.method = "CONNECT";
+    Response head = c.roundTrip("CONNECT good.pki.test:" + std::to_string(port) +
+                                    " HTTP/1.1\r\nHost: good.pki.test\r\n\r\n",
+                                connectRead);
+    ASSERT_EQ(head.status, 200) << head.summary();
+  }
+  // A listening socket on 127.0.0.1 that the test answers itself (or never): -1 on failure.
+  static int listenLoopback(uint16_t& port) {
+    int l = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (l < 0 || ::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(l, 16) != 0 ||
+        ::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      if (l >= 0) ::close(l);
+      return -1;
+    }
+    port = ntohs(a.sin_port);
+    return l;
+  }
   static std::string get(const std::string& host, uint16_t port, const std::string& path) {
     return "GET " + path + " HTTP/1.1\r\nHost: " + host + ":" + std::to_string(port) + "\r\n\r\n";
   }
@@ -342,13 +367,7 @@ TEST_F(TlsIntercept, GarbageHelloIsRefusedAndTheWorkerServesOthers) {
   ASSERT_NE(origin, nullptr);
   ASSERT_NO_FATAL_FAILURE(startIntercepting());
   Client c(proxy().port());
-  ASSERT_TRUE(c.connected());
-  ReadOptions connectRead;
-  connectRead.method = "CONNECT";
-  Response head = c.roundTrip("CONNECT good.pki.test:" + std::to_string(origin->port()) +
-                                  " HTTP/1.1\r\nHost: good.pki.test\r\n\r\n",
-                              connectRead);
-  ASSERT_EQ(head.status, 200);
+  ASSERT_NO_FATAL_FAILURE(connectPlain(c, origin->port()));
   // A complete handshake record holding a 4-byte "ClientHello": malformed, not merely large.
   ASSERT_TRUE(c.send(std::string("\x16\x03\x01\x00\x08\x01\x00\x00\x04\x03\x03zz", 13)));
   EXPECT_TRUE(c.waitClosed(Millis(5000)));
@@ -364,13 +383,7 @@ TEST_F(TlsIntercept, SlowHelloIsClosedNotTunnelled) {
   ASSERT_NO_FATAL_FAILURE(startIntercepting());
   long handshakes = origin->stats().tlsHandshakes;
   Client c(proxy().port());
-  ASSERT_TRUE(c.connected());
-  ReadOptions connectRead;
-  connectRead.method = "CONNECT";
-  Response head = c.roundTrip("CONNECT good.pki.test:" + std::to_string(origin->port()) +
-                                  " HTTP/1.1\r\nHost: good.pki.test\r\n\r\n",
-                              connectRead);
-  ASSERT_EQ(head.status, 200);
+  ASSERT_NO_FATAL_FAILURE(connectPlain(c, origin->port()));
   // The first bytes of a hello, then silence past the request-header deadline (2 s here).
   ASSERT_TRUE(c.send(std::string("\x16\x03\x01\x02\x00\x01", 6)));
   EXPECT_TRUE(c.waitClosed(Millis(6000)));
@@ -382,15 +395,9 @@ TEST_F(TlsIntercept, OriginThatNeverHandshakesGetsATimeoutPage) {
   Origin* good = tlsOrigin("good");
   ASSERT_NE(good, nullptr);
   // Accepts TCP (the kernel's backlog) and never answers.
-  int l = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::listen(l, 16), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);
-  uint16_t port = ntohs(a.sin_port);
+  uint16_t port = 0;
+  int l = listenLoopback(port);
+  ASSERT_GE(l, 0);
   ASSERT_NO_FATAL_FAILURE(startIntercepting());
   TlsOptions o;
   o.timeout = Millis(8000);
@@ -410,15 +417,9 @@ TEST_F(TlsIntercept, OriginResettingTheHandshakeGetsAPageInWords) {
   Origin* good = tlsOrigin("good");
   ASSERT_NE(good, nullptr);
   // Accepts, reads the ClientHello, then resets the connection (SO_LINGER 0).
-  int l = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::listen(l, 16), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);
-  uint16_t port = ntohs(a.sin_port);
+  uint16_t port = 0;
+  int l = listenLoopback(port);
+  ASSERT_GE(l, 0);
   std::atomic<int> resets{0};
   std::thread resetter([&] {
     for (int i = 0; i < 2; ++i) {
