@@ -1332,9 +1332,13 @@ void ClientConn::startBumpUpstream() {
   const auto& cfg = *w_.config();
   const std::string& name = bump_ && ex_->req.method != "CONNECT" ? bump_->host : bumpName_;
   if (bump_ && ex_->req.method != "CONNECT") bumpName_ = bump_->host;
-  evutil_socket_t fd = bufferevent_getfd(ex_->up.get());
-  int tlsFd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  freeUpstream();  // closes the old descriptor; tlsFd keeps the socket
+  // The socket leaves the plain bufferevent without being closed or duplicated: setfd(-1)
+  // drops its events, so the same descriptor can be registered again. (A dup() would leave the
+  // old number registered in epoll while the socket lives, since the changelist defers the
+  // delete past the close; epoll then reports it writable for ever and the loop spins.)
+  evutil_socket_t tlsFd = bufferevent_getfd(ex_->up.get());
+  bufferevent_setfd(ex_->up.get(), -1);
+  freeUpstream();
   SSL* ssl = tlsFd >= 0 ? w_.facts().originTls->newSsl(name) : nullptr;
   bufferevent* b = ssl ? bufferevent_openssl_socket_new(w_.base(), tlsFd, ssl, BUFFEREVENT_SSL_CONNECTING,
                                                         BEV_OPT_CLOSE_ON_FREE)
