@@ -1,4 +1,5 @@
 #include "proxy/server/client_conn.h"
+#include "proxy/server/direct_flush.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -77,7 +78,7 @@ void kick(bufferevent* bev) {
     bufferevent_enable(bev, EV_WRITE);
     return;
   }
-  evbuffer_write(out, bufferevent_getfd(bev));  // errors surface through the write event below
+  DirectFlush::writeOut(out, bufferevent_getfd(bev));  // errors surface through the write event below
   if (evbuffer_get_length(out) > 0) bufferevent_enable(bev, EV_WRITE);
 }
 
@@ -150,7 +151,10 @@ void ClientConn::start() {
   bufferevent_setcb(client_.get(), &clientReadCb, &clientWriteCb, &clientEventCb, this);
   // Read no further ahead than one buffer: a pipelining or flooding client waits in the kernel.
   tuneBev(client_.get(), cfg.limits.bufferBytes);
-  bufferevent_enable(client_.get(), EV_READ);  // EV_WRITE only while output waits (kick)
+  bufferevent_enable(client_.get(), EV_READ);
+  // EV_WRITE only while output waits (kick). A new socket bufferevent starts with it on, which
+  // would send every write through an EPOLLOUT round; a pair end (HTTP/2 stream) keeps it.
+  if (!inner_) bufferevent_disable(client_.get(), EV_WRITE);
   touch();
   enterReadHead();
 }
@@ -1327,7 +1331,9 @@ void ClientConn::enterTunnelAfterHello(std::string_view why) {
 }
 
 // Turns the connected TCP upstream into a TLS client connection for bumpName_ (SNI unless it
-// is an IP). The socket moves to an OpenSSL bufferevent of its own (no filter layer, no extra copy).
+// is an IP). The socket moves to an OpenSSL bufferevent of its own: OpenSSL reads whole records
+// from the socket, which for large bodies takes fewer system calls than a filter over a socket
+// bufferevent (measured: S6a 20.7 ms per 10 MiB this way, 35.4 ms with a filter).
 void ClientConn::startBumpUpstream() {
   const auto& cfg = *w_.config();
   const std::string& name = bump_ && ex_->req.method != "CONNECT" ? bump_->host : bumpName_;
@@ -1573,6 +1579,7 @@ bool ClientConn::wrapClientTls(SSL* ssl) {
   // high-water mark: without one, a client that never reads would make us hold every record.
   size_t bufferBytes = w_.config()->limits.bufferBytes;
   bufferevent_setwatermark(plain, EV_WRITE, bufferBytes / 2, bufferBytes);
+  DirectFlush::quiet(plain);
   client_.reset(tls);
   bufferevent_setcb(tls, &clientReadCb, &clientWriteCb, &clientEventCb, this);
   tuneBev(tls, w_.config()->limits.bufferBytes);

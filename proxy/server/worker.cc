@@ -44,6 +44,7 @@ Worker::Worker(unsigned id, config::ConfigPtr cfg, std::shared_ptr<accesslog::Ac
   base_.reset(event_base_new_with_config(ec));
   event_config_free(ec);
   resolver_ = std::make_unique<Resolver>(base_.get(), facts_->hosts);
+  flush_ = std::make_unique<DirectFlush>(base_.get());
   reapEv_.reset(event_new(base_.get(), -1, 0, &Worker::onReap, this));
   postEv_.reset(event_new(base_.get(), -1, 0, &Worker::onPosted, this));
   deadlineEv_.reset(evtimer_new(base_.get(), &Worker::onDeadline, this));
@@ -53,6 +54,7 @@ Worker::Worker(unsigned id, config::ConfigPtr cfg, std::shared_ptr<accesslog::Ac
 
 Worker::~Worker() {
   closeAll();
+  flush_.reset();  // releases what it still holds, before the event base goes
   redis_.reset();  // before the event base goes
   resolver_.reset();
 }
@@ -169,8 +171,10 @@ Result<std::vector<net::SocketAddr>> Worker::bind(const std::vector<net::SocketA
 
 void Worker::start() {
   thread_ = std::thread([this] {
+    DirectFlush::bind(flush_.get());
     event_base_dispatch(base_.get());
     closeAll();  // whatever the shutdown deadline left open, closed on this thread
+    DirectFlush::bind(nullptr);
   });
 }
 

@@ -24,6 +24,7 @@
 #include "proxy/log/access_log.h"
 #include "proxy/server/metrics.h"
 #include "proxy/server/resolver.h"
+#include "proxy/server/direct_flush.h"
 #include "proxy/server/h2_session.h"
 #include "proxy/server/upstream_pool.h"
 #include "tls-mitm/origin_tls.h"
@@ -91,6 +92,7 @@ class Worker {
   Resolver& resolver() { return *resolver_; }
   UpstreamPool& pool() { return pool_; }
   Metrics& metrics() { return metrics_; }
+  const DirectFlush* directFlush() const { return flush_.get(); }
   const SharedFacts& facts() const { return *facts_; }
   bool draining() const { return draining_; }
   unsigned id() const { return id_; }
@@ -133,6 +135,7 @@ class Worker {
   std::unique_ptr<Resolver> resolver_;
   UpstreamPool pool_;
   Metrics metrics_;
+  std::unique_ptr<DirectFlush> flush_;  // direct TLS writes on this loop (direct_flush.h)
   std::vector<ListenerPtr> listeners_;
   std::unordered_map<uint64_t, ClientConn*> conns_;
   std::vector<ClientConn*> reap_;
