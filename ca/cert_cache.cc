@@ -6,7 +6,6 @@ CertCache::CertCache(size_t maxEntries, time_t expiryMargin, Clock clock)
     : maxEntries_(maxEntries ? maxEntries : 1), margin_(expiryMargin), clock_(clock) {}
 
 std::string CertCache::flatKey(const LeafKey& key) {
-  // Length-prefixed so no (caId, key) pair can spell another one.
   std::string k = std::to_string(key.caId.size());
   k.reserve(k.size() + 1 + key.caId.size() + key.key.size());
   k += ':';
@@ -53,6 +52,17 @@ std::shared_ptr<const MintedLeaf> CertCache::get(const LeafKey& key) {
   return leaf;
 }
 
+bool CertCache::insert(const LeafKey& key, std::shared_ptr<const MintedLeaf> leaf) {
+  if (!leaf || !leaf->cert) return false;
+  auto notAfter = asn1TimeToEpoch(X509_get0_notAfter(leaf->cert.get()));
+  if (!notAfter) return false;
+  std::string k = flatKey(key);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (*notAfter - margin_ <= now()) return false;
+  insertLocked(k, std::move(leaf), *notAfter);
+  return true;
+}
+
 Result<std::shared_ptr<const MintedLeaf>> CertCache::getOrMint(const LeafKey& key, const MintFn& mint) {
   std::string k = flatKey(key);
   std::shared_ptr<Pending> pending;
@@ -86,11 +96,15 @@ Result<std::shared_ptr<const MintedLeaf>> CertCache::getOrMint(const LeafKey& ke
     result = tl::unexpected(minted.error());
   }
 
+  bool cached = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (result) {
       ++stats_.mints;
-      if (notAfter - margin_ > now()) insertLocked(k, *result, notAfter);
+      if (notAfter - margin_ > now()) {
+        insertLocked(k, *result, notAfter);
+        cached = true;
+      }
     } else {
       ++stats_.mintErrors;
     }
@@ -99,6 +113,7 @@ Result<std::shared_ptr<const MintedLeaf>> CertCache::getOrMint(const LeafKey& ke
     pending_.erase(k);
   }
   minted_.notify_all();
+  if (cached && onMinted_) onMinted_(key, *result, notAfter);
   return result;
 }
 

@@ -59,6 +59,25 @@ class CertCache {
   // Lookup only (expiry checked); nullptr when absent.
   std::shared_ptr<const MintedLeaf> get(const LeafKey& key);
 
+  // Puts an already-minted leaf in the cache (the on-disk cache loading at start-up): counted
+  // neither as a mint nor a miss, and the onMinted hook is not called. False (and not cached)
+  // when the leaf has no readable notAfter or ends within the expiry margin.
+  bool insert(const LeafKey& key, std::shared_ptr<const MintedLeaf> leaf);
+
+  // Called after each successful mint that was cached (so never for a leaf inside the margin),
+  // on the minting thread and outside the lock: it must be quick and must not call back into
+  // this cache. Set it before the cache is shared between threads.
+  using MintedHook = std::function<void(const LeafKey&, const std::shared_ptr<const MintedLeaf>&, time_t notAfter)>;
+  void setOnMinted(MintedHook hook) { onMinted_ = std::move(hook); }
+
+  size_t maxEntries() const noexcept { return maxEntries_; }
+  time_t expiryMargin() const noexcept { return margin_; }
+  time_t now() const { return clock_ ? clock_() : time(nullptr); }
+
+  // The one string a LeafKey is stored under: length-prefixed so no (caId, key) pair can spell
+  // another one.
+  static std::string flatKey(const LeafKey& key);
+
   size_t size() const;
   CertCacheStats stats() const;
   void clear();
@@ -74,8 +93,6 @@ class CertCache {
     Result<std::shared_ptr<const MintedLeaf>> result = std::shared_ptr<const MintedLeaf>();
   };
 
-  static std::string flatKey(const LeafKey& key);
-  time_t now() const { return clock_ ? clock_() : time(nullptr); }
   // Both run with mu_ held.
   std::shared_ptr<const MintedLeaf> lookupLocked(const std::string& k, time_t now);
   void insertLocked(const std::string& k, std::shared_ptr<const MintedLeaf> leaf, time_t notAfter);
@@ -89,6 +106,7 @@ class CertCache {
   std::list<std::string> lru_;            // front = most recently used
   std::unordered_map<std::string, std::shared_ptr<Pending>> pending_;  // keys being minted now
   CertCacheStats stats_;
+  MintedHook onMinted_;
 };
 
 }  // namespace sekisho::ca

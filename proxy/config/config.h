@@ -68,8 +68,10 @@ struct Config {
     bool intercept = true;
     std::vector<std::string> noIntercept;  // "host" or "*.domain"
     std::string upstreamCaFile;
-    Millis rememberFor{3'600'000};
-    bool http2 = true;  // offer h2 to intercepted clients (translated to HTTP/1.1 upstream)  // client-certificate and pinned hosts stay tunnelled this long
+    Millis rememberFor{3'600'000};  // client-certificate and pinned hosts stay tunnelled this long
+    bool http2 = true;  // offer h2 to intercepted clients (translated to HTTP/1.1 upstream)
+    std::string leafCacheDir;       // "" = off; else minted leaves persist there (resolved against baseDir)
+    size_t leafCacheEntries = 10000;  // minted leaves kept in memory (and on disk)
   } tls;
   struct {
     std::string store = "embedded";  // "embedded" or "redis://host:port/db"

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "version.h"
+#include "ca/leaf_disk_cache.h"
 #include "proxy/base/log.h"
 #include "proxy/log/access_log.h"
 #include "proxy/server/worker.h"
@@ -159,6 +160,7 @@ struct Server {
   std::shared_ptr<const reputation::EmbeddedStore> reputation;
   std::vector<std::unique_ptr<Worker>> workers;
   std::shared_ptr<const SharedFacts> facts;
+  std::shared_ptr<ca::LeafDiskCache> leafDisk;  // tls.leaf_cache_dir; stopped (drained) after the workers
   EventBasePtr base;
   std::vector<EventPtr> signals;
   evhttp* admin = nullptr;
@@ -191,6 +193,8 @@ void Server::reload() {
     SLOG_WARN("reload: listen changed; new listeners take effect after a restart");
   if (n.workers != cfg->workers) SLOG_WARN("reload: workers changed; takes effect after a restart");
   if (n.admin.listenText != cfg->admin.listenText) SLOG_WARN("reload: admin.listen changed; takes effect after a restart");
+  if (n.tls.leafCacheDir != cfg->tls.leafCacheDir || n.tls.leafCacheEntries != cfg->tls.leafCacheEntries)
+    SLOG_WARN("reload: tls.leaf_cache_dir/leaf_cache_entries changed; takes effect after a restart");
   std::shared_ptr<accesslog::AccessLog> log = accessLog;
   if (n.log.access != cfg->log.access || n.log.format != cfg->log.format) {
     auto opened = openAccessLog(n);
@@ -271,6 +275,12 @@ void Server::metrics(evhttp_request* req) {
     addCounter(out, "sekisho_tls_leaf_cache_entries", "Minted leaves in the shared cache.", "gauge", facts->leafCache->size());
     addCounter(out, "sekisho_tls_leaf_mints_total", "Leaves minted.", "counter", st.mints);
     addCounter(out, "sekisho_tls_leaf_cache_hits_total", "Leaf cache hits.", "counter", st.hits);
+  }
+  if (leafDisk) {
+    auto ds = leafDisk->stats();
+    addCounter(out, "sekisho_tls_leaf_disk_writes_total", "Minted leaves written to tls.leaf_cache_dir.", "counter", ds.written);
+    addCounter(out, "sekisho_tls_leaf_disk_dropped_total", "Leaf writes dropped because the writer queue was full.", "counter", ds.dropped);
+    addCounter(out, "sekisho_tls_leaf_disk_errors_total", "Leaf writes that failed.", "counter", ds.writeErrors);
   }
   addCounter(out, "sekisho_client_bytes_received_total", "Bytes received from clients.", "counter", sum(&Metrics::bytesFromClients));
   addCounter(out, "sekisho_client_bytes_sent_total", "Bytes sent to clients.", "counter", sum(&Metrics::bytesToClients));
@@ -468,7 +478,23 @@ int run(config::ConfigPtr cfg, const RunOptions& opts) {
       return 1;
     }
     facts->ca = *loaded;
-    facts->leafCache = std::make_shared<ca::CertCache>(10000);
+    facts->leafCache = std::make_shared<ca::CertCache>(cfg->tls.leafCacheEntries);
+    if (!cfg->tls.leafCacheDir.empty()) {
+      // Asked for by the admin, so a directory that cannot be used (or that others can read)
+      // stops start-up rather than silently running cold.
+      ca::LeafDiskCacheOptions diskOpts;
+      diskOpts.dir = cfg->tls.leafCacheDir;
+      diskOpts.maxEntries = cfg->tls.leafCacheEntries;
+      auto disk = ca::LeafDiskCache::open(diskOpts);
+      if (!disk) {
+        SLOG_ERROR("tls.leaf_cache_dir: %s", disk.error().detail.c_str());
+        return 1;
+      }
+      ca::LeafDiskLoadStats loadedLeaves = (*disk)->loadInto(*facts->leafCache, *facts->ca);
+      SLOG_INFO("tls.leaf_cache_dir %s: %s", cfg->tls.leafCacheDir.c_str(), loadedLeaves.summary().c_str());
+      (*disk)->attachTo(*facts->leafCache);
+      s.leafDisk = *disk;
+    }
     facts->clientTls = makeClientTlsContext();
     if (!facts->clientTls) {
       SLOG_ERROR("tls: cannot set up the client-side TLS context");
@@ -541,6 +567,7 @@ int run(config::ConfigPtr cfg, const RunOptions& opts) {
   event_base_dispatch(s.base.get());
   for (auto& w : s.workers) w->join();
   s.workers.clear();
+  if (s.leafDisk) s.leafDisk->stop();  // no worker mints any more: write what is queued, join the writer
   s.signals.clear();
   if (s.admin) evhttp_free(s.admin);
   s.accessLog.reset();

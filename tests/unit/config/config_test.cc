@@ -49,7 +49,8 @@ std::string fingerprint(const Config& c) {
   o << "\nconnect=" << ports(c.connectPorts) << "\nhttp=" << ports(c.httpPorts) << "\nresolve=";
   for (const auto& [h, a] : c.resolve) o << h << "=" << a.ipString() << " ";
   o << "\nhostname=" << c.visibleHostname << "\nca=" << c.ca.cert << "," << c.ca.key << "," << c.ca.chain
-    << "\ntls=" << c.tls.intercept << "," << c.tls.upstreamCaFile << ",";
+    << "\ntls=" << c.tls.intercept << "," << c.tls.upstreamCaFile << "," << c.tls.leafCacheDir << ","
+    << c.tls.leafCacheEntries << ",";
   for (const auto& p : c.tls.noIntercept) o << p << " ";
   o << "\nreputation=" << c.reputation.store << "," << int(c.reputation.sensitivity) << ","
     << int(c.reputation.onError) << ",";
@@ -123,6 +124,8 @@ TEST(ConfigDefaults, AreSafeBuiltIns) {
   EXPECT_EQ(c->ca.key, cwd() + "/ca.key");
   EXPECT_EQ(c->ca.chain, "");
   EXPECT_TRUE(c->tls.intercept);
+  EXPECT_EQ(c->tls.leafCacheDir, "");  // off unless asked for
+  EXPECT_EQ(c->tls.leafCacheEntries, 10000u);
   EXPECT_EQ(c->reputation.store, "embedded");
   EXPECT_EQ(c->reputation.sensitivity, Sensitivity::Medium);
   EXPECT_EQ(c->reputation.onError, OnError::Open);
@@ -225,6 +228,8 @@ tls:
   intercept: false
   no_intercept: ["*.Bank.example", "login.example.com", "192.0.2.1"]
   upstream_ca_file: extra-roots.pem
+  leaf_cache_dir: ../var/leaves
+  leaf_cache_entries: 500
 reputation:
   store: redis://redis.internal
   lists:
@@ -292,6 +297,8 @@ limits:
   EXPECT_EQ(c.tls.noIntercept,
             (std::vector<std::string>{"*.bank.example", "login.example.com", "192.0.2.1"}));
   EXPECT_EQ(c.tls.upstreamCaFile, etc + "/extra-roots.pem");
+  EXPECT_EQ(c.tls.leafCacheDir, dir.path() + "/var/leaves");
+  EXPECT_EQ(c.tls.leafCacheEntries, 500u);
   EXPECT_EQ(c.reputation.store, "redis://redis.internal:6379/0");
   ASSERT_EQ(c.reputation.lists.size(), 2u);
   EXPECT_EQ(c.reputation.lists[0].file, etc + "/feeds/urlhaus.csv");
@@ -369,7 +376,7 @@ TEST(ConfigReputation, CategoryActionsAreAMapOfKnownActions) {
 TEST(ConfigErrors, RejectsUnknownNestedKeyWithLine) {
   EXPECT_EQ(
       errorOf("listen: [\"127.0.0.1:3128\"]\ntls:\n  intercpt: true\n"),
-      "sekisho.yaml:3: tls.intercpt: unknown key, expected one of intercept, no_intercept, upstream_ca_file, remember_for, http2");
+      "sekisho.yaml:3: tls.intercpt: unknown key, expected one of intercept, no_intercept, upstream_ca_file, remember_for, http2, leaf_cache_dir, leaf_cache_entries");
 }
 
 TEST(ConfigErrors, RejectsUnknownTopLevelKeyWithLine) {
@@ -471,7 +478,7 @@ TEST(ConfigErrors, RejectsWrongTypes) {
       "(such as 10.0.0.0/8)");
   EXPECT_EQ(errorOf("tls: true\n"),
             "sekisho.yaml:1: tls: is a single value, expected a map with keys intercept, no_intercept, "
-            "upstream_ca_file, remember_for, http2");
+            "upstream_ca_file, remember_for, http2, leaf_cache_dir, leaf_cache_entries");
   EXPECT_EQ(errorOf("tls:\n  no_intercept: {a: b}\n"),
             "sekisho.yaml:2: tls.no_intercept: is a map, expected a list of host patterns (\"host\" or "
             "\"*.domain\")");
@@ -711,6 +718,38 @@ TEST(ConfigPaths, LoadStringResolvesAgainstCwdAndKeepsSpecialValues) {
   EXPECT_EQ(c->ca.chain, cwd() + "/c.pem");
   EXPECT_EQ(mustLoad("log: {access: \"-\"}\n")->log.access, "-");
   EXPECT_EQ(mustLoad("log: {access: }\n")->log.access, "");
+}
+
+TEST(ConfigPaths, LeafCacheDirIsOffByDefaultAndResolvedLikeOtherPaths) {
+  TempDir dir;
+  std::string file = dir.write("conf/sekisho.yaml", "tls:\n  leaf_cache_dir: state/leaves\n");
+  auto r = loadFile(file);
+  ASSERT_TRUE(r) << r.error().detail;
+  EXPECT_EQ((*r)->tls.leafCacheDir, dir.path() + "/conf/state/leaves");
+  EXPECT_EQ(mustLoad("tls: {leaf_cache_dir: /var/lib/sekisho/leaves}\n")->tls.leafCacheDir,
+            "/var/lib/sekisho/leaves");
+  EXPECT_EQ(mustLoad("tls: {leaf_cache_dir: \"\"}\n")->tls.leafCacheDir, "");
+  EXPECT_EQ(mustLoad("tls: {leaf_cache_dir: }\n")->tls.leafCacheDir, "");
+  EXPECT_EQ(mustLoad("tls: {leaf_cache_entries: 1}\n")->tls.leafCacheEntries, 1u);
+  EXPECT_EQ(mustLoad("tls: {leaf_cache_entries: 1000000}\n")->tls.leafCacheEntries, 1000000u);
+}
+
+TEST(ConfigPaths, LeafCacheKeysRejectBadValuesWithLine) {
+  EXPECT_EQ(errorOf("tls:\n  intercept: true\n  leaf_cache_dir: [a, b]\n"),
+            "sekisho.yaml:3: tls.leaf_cache_dir: is a list, expected a file path, or \"\" for none");
+  EXPECT_EQ(errorOf("tls:\n  leaf_cache_dir: {a: b}\n"),
+            "sekisho.yaml:2: tls.leaf_cache_dir: is a map, expected a file path, or \"\" for none");
+  EXPECT_EQ(errorOf("tls:\n  leaf_cache_dir: \"a\\tb\"\n"),
+            "sekisho.yaml:2: tls.leaf_cache_dir: 'a\\x09b' contains control characters, expected a file path, or "
+            "\"\" for none");
+  EXPECT_EQ(errorOf("tls:\n\n  leaf_cache_entries: 0\n"),
+            "sekisho.yaml:3: tls.leaf_cache_entries: 0 is out of range, expected 1 to 1000000");
+  EXPECT_EQ(errorOf("tls:\n  leaf_cache_entries: 1000001\n"),
+            "sekisho.yaml:2: tls.leaf_cache_entries: 1000001 is out of range, expected 1 to 1000000");
+  EXPECT_EQ(errorOf("tls:\n  leaf_cache_entries: lots\n"),
+            "sekisho.yaml:2: tls.leaf_cache_entries: 'lots' is not a whole number, expected 1 to 1000000");
+  EXPECT_EQ(errorOf("tls:\n  leaf_cache_entries: [1]\n"),
+            "sekisho.yaml:2: tls.leaf_cache_entries: is a list, expected a whole number from 1 to 1000000");
 }
 
 TEST(ConfigPaths, ErrorsForMissingOrUnreadableFiles) {
