@@ -41,8 +41,15 @@ constexpr size_t kLingerMaxBytes = 1 << 20;
 // system calls and callbacks for large bodies; reads stay bounded by the read watermark.
 constexpr ssize_t kMaxIo = 128 * 1024;
 
+// A TLS bufferevent reserves its whole single-read size in its input before each SSL_read and
+// keeps what SSL_read did not fill (an empty chain that outlives the request, since libevent
+// drains nothing from an empty buffer): with kMaxIo that was a 256 KiB chain per idle
+// intercepted connection. One record's plaintext at most per read, sized so the chain and
+// libevent's header fit in 16 KiB.
+constexpr ssize_t kTlsMaxRead = 16 * 1024 - 256;
+
 void tuneBev(bufferevent* bev, size_t bufferBytes) {
-  bufferevent_set_max_single_read(bev, kMaxIo);
+  bufferevent_set_max_single_read(bev, bufferevent_openssl_get_ssl(bev) ? kTlsMaxRead : kMaxIo);
   bufferevent_set_max_single_write(bev, kMaxIo);
   bufferevent_setwatermark(bev, EV_READ, 0, bufferBytes);
   bufferevent_setwatermark(bev, EV_WRITE, bufferBytes / 2, 0);
