@@ -210,6 +210,10 @@ Result<std::shared_ptr<OriginTls>> OriginTls::create(const OriginTlsOptions& opt
   // visit's CPU, measured).
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   SSL_CTX_set_cert_verify_callback(ctx, [](X509_STORE_CTX*, void*) { return 1; }, nullptr);
+  // Sessions (TLS 1.3 tickets, TLS 1.2 tickets or IDs) are kept per pool key by newSsl/onNewSession,
+  // not in OpenSSL's internal cache, which is keyed by session ID and does not know our keys.
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, &OriginTls::onNewSession);
   SSL_CTX_set_client_cert_cb(ctx, &onClientCertRequest);
   static const unsigned char kAlpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof kAlpn);
@@ -240,15 +244,93 @@ Result<std::shared_ptr<OriginTls>> OriginTls::create(const OriginTlsOptions& opt
 }
 
 OriginTls::~OriginTls() {
+  for (auto& [key, entry] : sessions_) SSL_SESSION_free(entry.first);
   if (ctx_) SSL_CTX_free(ctx_);
 }
 
-SSL* OriginTls::newSsl(const std::string& sni) const {
+namespace {
+// Per-SSL: the OriginTls that made it and the session key, for onNewSession.
+struct SessionSlot {
+  std::weak_ptr<const OriginTls> owner;  // a connection may outlive a replaced OriginTls
+  std::string key;
+};
+int sessionSlotIndex() {
+  static const int idx = SSL_get_ex_new_index(
+      0, nullptr, nullptr, nullptr, [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+        delete static_cast<SessionSlot*>(ptr);
+      });
+  return idx;
+}
+}  // namespace
+
+SSL* OriginTls::newSsl(const std::string& sni, const std::string& sessionKey) const {
   SSL* ssl = SSL_new(ctx_);
   if (!ssl) return nullptr;
   if (!sni.empty() && !isIpLiteral(sni)) SSL_set_tlsext_host_name(ssl, sni.c_str());
   SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp);
+  if (sessionKey.empty()) return ssl;
+  SSL_set_ex_data(ssl, sessionSlotIndex(), new SessionSlot{weak_from_this(), sessionKey});
+  SSL_SESSION* saved = nullptr;
+  {
+    std::lock_guard lk(sessMu_);
+    auto it = sessions_.find(sessionKey);
+    if (it != sessions_.end()) {
+      saved = it->second.first;  // the reference moves to us: one use per session
+      sessLru_.erase(it->second.second);
+      sessions_.erase(it);
+    }
+  }
+  if (saved) {
+    // Only a session for this very name and protocol setup is offered; OpenSSL falls back to a
+    // full handshake by itself when the origin declines it.
+    if (SSL_SESSION_is_resumable(saved) && SSL_set_session(ssl, saved) == 1)
+      offered_.fetch_add(1, std::memory_order_relaxed);
+    SSL_SESSION_free(saved);
+  }
   return ssl;
+}
+
+int OriginTls::onNewSession(SSL* ssl, SSL_SESSION* sess) {
+  auto* slot = static_cast<SessionSlot*>(SSL_get_ex_data(ssl, sessionSlotIndex()));
+  if (!slot || !SSL_SESSION_is_resumable(sess)) return 0;
+  auto owner = slot->owner.lock();
+  if (!owner) return 0;
+  owner->saveSession(slot->key, sess);
+  return 1;  // we keep the reference
+}
+
+void OriginTls::saveSession(const std::string& key, SSL_SESSION* sess) const {
+  std::lock_guard lk(sessMu_);
+  auto it = sessions_.find(key);
+  if (it != sessions_.end()) {  // a newer ticket replaces the older one
+    SSL_SESSION_free(it->second.first);
+    sessLru_.erase(it->second.second);
+    sessions_.erase(it);
+  }
+  while (sessions_.size() >= kMaxSavedSessions && !sessLru_.empty()) {
+    auto old = sessions_.find(sessLru_.back());
+    if (old != sessions_.end()) {
+      SSL_SESSION_free(old->second.first);
+      sessions_.erase(old);
+    }
+    sessLru_.pop_back();
+  }
+  sessLru_.push_front(key);
+  sessions_.emplace(key, std::make_pair(sess, sessLru_.begin()));
+}
+
+void OriginTls::forgetSession(const std::string& key) const {
+  std::lock_guard lk(sessMu_);
+  auto it = sessions_.find(key);
+  if (it == sessions_.end()) return;
+  SSL_SESSION_free(it->second.first);
+  sessLru_.erase(it->second.second);
+  sessions_.erase(it);
+}
+
+size_t OriginTls::savedSessions() const {
+  std::lock_guard lk(sessMu_);
+  return sessions_.size();
 }
 
 namespace {

@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <atomic>
 #include <ctime>
 #include <list>
 #include <memory>
@@ -64,7 +65,7 @@ class AiaCache {
   std::list<std::string> lru_;
 };
 
-class OriginTls {
+class OriginTls : public std::enable_shared_from_this<OriginTls> {
  public:
   static Result<std::shared_ptr<OriginTls>> create(const OriginTlsOptions& opts);
   ~OriginTls();
@@ -74,7 +75,15 @@ class OriginTls {
   // A client SSL for one origin connection: SNI `sni` unless it is empty or an IP literal,
   // ALPN http/1.1, OCSP stapling requested, and a client-certificate callback that records a
   // CertificateRequest (and offers no certificate).
-  SSL* newSsl(const std::string& sni) const;
+  // `sessionKey` (the upstream pool key: address and SNI) picks a TLS session saved from an
+  // earlier connection to the same origin, so the next one resumes instead of a full handshake;
+  // each saved session is used once. Resumption changes nothing about verification: verify()
+  // still checks the chain the session recorded (and its validity today) before any request.
+  SSL* newSsl(const std::string& sni, const std::string& sessionKey = "") const;
+  size_t savedSessions() const;
+  // Drops the saved session for `sessionKey` (its origin failed verification).
+  void forgetSession(const std::string& sessionKey) const;
+  uint64_t resumptionsOffered() const { return offered_.load(std::memory_order_relaxed); }
   // True when the origin asked for a client certificate during the handshake of `ssl`.
   static bool clientCertRequested(const SSL* ssl);
 
@@ -87,8 +96,18 @@ class OriginTls {
   AiaCache& aia() const { return *aia_; }
   size_t anchors() const { return anchors_; }
 
+  static constexpr size_t kMaxSavedSessions = 10000;
+
  private:
   OriginTls() = default;
+  static int onNewSession(SSL* ssl, SSL_SESSION* sess);
+  void saveSession(const std::string& key, SSL_SESSION* sess) const;
+
+  // Sessions the origins gave us, one per pool key, bounded (oldest dropped); any worker thread.
+  mutable std::mutex sessMu_;
+  mutable std::unordered_map<std::string, std::pair<SSL_SESSION*, std::list<std::string>::iterator>> sessions_;
+  mutable std::list<std::string> sessLru_;  // front = newest
+  mutable std::atomic<uint64_t> offered_{0};
   SSL_CTX* ctx_ = nullptr;
   X509_STORE* store_ = nullptr;  // owned by ctx_
   size_t anchors_ = 0;

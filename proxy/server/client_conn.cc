@@ -1352,7 +1352,7 @@ void ClientConn::startBumpUpstream() {
   evutil_socket_t tlsFd = bufferevent_getfd(ex_->up.get());
   bufferevent_setfd(ex_->up.get(), -1);
   freeUpstream();
-  SSL* ssl = tlsFd >= 0 ? w_.facts().originTls->newSsl(name) : nullptr;
+  SSL* ssl = tlsFd >= 0 ? w_.facts().originTls->newSsl(name, UpstreamPool::tlsKey(ex_->dest, name)) : nullptr;
   bufferevent* b = ssl ? bufferevent_openssl_socket_new(w_.base(), tlsFd, ssl, BUFFEREVENT_SSL_CONNECTING,
                                                         BEV_OPT_CLOSE_ON_FREE)
                        : nullptr;
@@ -1374,8 +1374,10 @@ void ClientConn::startBumpUpstream() {
 
 void ClientConn::onBumpUpstreamReady() {
   SSL* ssl = bufferevent_openssl_get_ssl(ex_->up.get());
+  w_.metrics().upstreamTlsHandshakes.fetch_add(1, std::memory_order_relaxed);
+  if (SSL_session_reused(ssl)) w_.metrics().upstreamTlsResumed.fetch_add(1, std::memory_order_relaxed);
   if (mitm::OriginTls::clientCertRequested(ssl)) return originNeedsClientCert();
-  verifyBumpUpstream();
+  verifyBumpUpstream();  // a resumed session's recorded chain is verified all the same
 }
 
 // The origin asked for a client certificate: only the client has one, so the connection must be
@@ -1454,6 +1456,8 @@ void ClientConn::verifyBumpUpstream() {
     w_.metrics().originCertRefused.fetch_add(1, std::memory_order_relaxed);
     SLOG_INFO("tls: %s (%s): certificate refused: %s: %s", bumpName_.c_str(), ex_->dest.toString().c_str(),
               out.code.c_str(), out.detail.c_str());
+    // No resumption of what failed: the next connection gets a full handshake and a fresh look.
+    w_.facts().originTls->forgetSession(UpstreamPool::tlsKey(ex_->dest, bumpName_));
     freeUpstream();
     std::string detail = out.what + " [" + out.code + "] " + out.detail;
     if (ex_->req.method == "CONNECT") return bumpFailed(502, Reason::UpstreamCertInvalid, detail);

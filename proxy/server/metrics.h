@@ -51,6 +51,7 @@ struct Metrics {
   // TLS interception: connections decrypted, tunnelled after the ClientHello (by decision
   // reason), origin certificates refused, AIA fetches, client handshakes that failed.
   Counter bumped{0}, bumpTunnelled{0}, originCertRefused{0}, aiaFetches{0}, clientTlsFailed{0};
+  Counter upstreamTlsHandshakes{0}, upstreamTlsResumed{0};  // towards origins; resumed = abbreviated
   Counter reputationErrors{0};
   Counter h2Sessions{0}, h2Streams{0};  // intercepted clients speaking HTTP/2, and their streams  // lookups the store could not answer (on_error applied)
   Counter bytesFromClients{0}, bytesToClients{0};

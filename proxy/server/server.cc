@@ -268,6 +268,8 @@ void Server::metrics(evhttp_request* req) {
   addCounter(out, "sekisho_tls_origin_cert_refused_total", "Origin certificates that failed verification.", "counter", sum(&Metrics::originCertRefused));
   addCounter(out, "sekisho_h2_sessions_total", "Intercepted client connections that chose HTTP/2.", "counter", sum(&Metrics::h2Sessions));
   addCounter(out, "sekisho_h2_streams_total", "HTTP/2 streams (each one request through the HTTP/1.1 path).", "counter", sum(&Metrics::h2Streams));
+  addCounter(out, "sekisho_tls_upstream_handshakes_total", "TLS handshakes with origins.", "counter", sum(&Metrics::upstreamTlsHandshakes));
+  addCounter(out, "sekisho_tls_upstream_resumed_total", "TLS handshakes with origins that resumed a saved session.", "counter", sum(&Metrics::upstreamTlsResumed));
   addCounter(out, "sekisho_tls_aia_fetches_total", "Missing intermediates fetched from AIA URLs.", "counter", sum(&Metrics::aiaFetches));
   addCounter(out, "sekisho_tls_client_handshake_failures_total", "Client TLS handshakes on minted leaves that failed.", "counter", sum(&Metrics::clientTlsFailed));
   if (facts && facts->leafCache) {

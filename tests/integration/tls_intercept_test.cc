@@ -604,6 +604,36 @@ TEST_F(TlsIntercept, IdleProxyWithPooledUpstreamsUsesNoCpu) {
   EXPECT_EQ(again->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
 }
 
+// A second upstream connection to an origin resumes the TLS session the first one got (an
+// abbreviated handshake, no certificate sent), and is verified all the same.
+TEST_F(TlsIntercept, UpstreamSessionIsResumedByTheNextConnection) {
+  TlsOriginOptions withTickets;
+  withTickets.extraArgs = {"--tickets"};
+  Origin* origin = tlsOrigin(withTickets);
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  auto a = via("good.pki.test", origin->port());
+  ASSERT_TRUE(a->handshakeOk()) << a->error();
+  Response first = a->roundTrip(get("good.pki.test", origin->port(), "/tls"));
+  ASSERT_EQ(first.status, 200) << first.summary();
+  EXPECT_NE(first.body.find("\"resumed\":false"), std::string::npos) << first.body;
+  // Keep a's upstream busy with a long download so that b needs a connection of its own.
+  ASSERT_TRUE(a->send(get("good.pki.test", origin->port(), "/size/" + std::to_string(256 * kMiB))));
+  std::string some;
+  while (some.size() < 2 * kMiB) {
+    std::string piece = a->client().readSome(Millis(3000));
+    ASSERT_FALSE(piece.empty()) << "the download did not start";
+    some += piece;
+  }
+  auto b = via("good.pki.test", origin->port());
+  ASSERT_TRUE(b->handshakeOk()) << b->error();
+  Response second = b->roundTrip(get("good.pki.test", origin->port(), "/tls"));
+  ASSERT_EQ(second.status, 200) << second.summary();
+  EXPECT_NE(second.body.find("\"resumed\":true"), std::string::npos) << second.body;
+  EXPECT_NE(second.body.find("\"sni\":\"good.pki.test\""), std::string::npos) << second.body;
+  EXPECT_EQ(b->verifyResult(), 0) << "the client still gets the leaf minted from the verified origin";
+}
+
 // An idle intercepted connection (after one request) costs the proxy at most 40 KiB. A TLS
 // bufferevent once kept an empty 256 KiB read reservation per connection (its single-read size)
 // that stayed after the request was read: 48 KiB resident per idle connection instead of 33.

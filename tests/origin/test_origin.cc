@@ -2,7 +2,7 @@
 //
 //   test_origin --port-file F [--port P] [--static-dir DIR]
 //               [--tls-cert FILE --tls-key FILE [--tls-min V] [--tls-max V]
-//                [--require-client-cert] [--alpn LIST]]
+//                [--require-client-cert] [--alpn LIST] [--tickets]]
 //
 // Binds 127.0.0.1:P (0, the default, picks a free port) and writes the port to F (atomically,
 // through a rename), so the test can wait for the file instead of guessing. Blocking sockets and
@@ -119,6 +119,7 @@ struct Options {
   std::string tlsCert, tlsKey;
   int tlsMin = 0, tlsMax = 0;  // TLS1_VERSION...; 0 = default
   bool requireClientCert = false;
+  bool tickets = false;  // --tickets: TLS 1.3 session tickets (resumption) instead of full handshakes only
   std::string alpnWire;  // ALPN protocol list in wire format (length-prefixed)
 };
 
@@ -398,6 +399,7 @@ struct Io {
 
 struct TlsInfo {
   std::string version, cipher, sni, alpn, clientCert;
+  bool resumed = false;
 };
 
 class Conn {
@@ -459,6 +461,7 @@ class Conn {
     }
     tls_.version = SSL_get_version(io_.ssl);
     tls_.cipher = SSL_get_cipher_name(io_.ssl);
+    tls_.resumed = SSL_session_reused(io_.ssl) == 1;
     if (const char* sni = SSL_get_servername(io_.ssl, TLSEXT_NAMETYPE_host_name)) tls_.sni = sni;
     const unsigned char* alpn = nullptr;
     unsigned int alpnLen = 0;
@@ -813,7 +816,7 @@ class Conn {
       std::string body = "{\"version\":\"" + jsonEscape(tls_.version) + "\",\"cipher\":\"" +
                          jsonEscape(tls_.cipher) + "\",\"sni\":\"" + jsonEscape(tls_.sni) + "\",\"alpn\":\"" +
                          jsonEscape(tls_.alpn) + "\",\"client_cert\":\"" + jsonEscape(tls_.clientCert) +
-                         "\"}";
+                         "\",\"resumed\":" + (tls_.resumed ? "true" : "false") + "}";
       return finish(200, {{"Content-Type", "application/json"}}, body);
     }
     if (path == "/ws") {
@@ -1003,7 +1006,9 @@ SSL_CTX* makeTlsContext(const Options& o) {
   }
   if (!o.alpnWire.empty()) SSL_CTX_set_alpn_select_cb(ctx, selectAlpn, nullptr);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_num_tickets(ctx, 0);  // each connection is a full handshake the test can observe
+  // Unless asked (--tickets), each connection is a full handshake the test can observe.
+  SSL_CTX_set_num_tickets(ctx, o.tickets ? 2 : 0);
+  if (o.tickets) SSL_CTX_set_session_id_context(ctx, reinterpret_cast<const unsigned char*>("origin"), 6);
   return ctx;
 }
 
@@ -1032,6 +1037,8 @@ int main(int argc, char** argv) {
       (a == "--tls-min" ? opts.tlsMin : opts.tlsMax) = v;
     } else if (a == "--require-client-cert") {
       opts.requireClientCert = true;
+    } else if (a == "--tickets") {
+      opts.tickets = true;
     } else if (a == "--alpn" && i + 1 < argc) {
       opts.alpnWire = alpnWire(argv[++i]);
       if (opts.alpnWire.empty()) {
