@@ -367,7 +367,9 @@ VerifyOutcome OriginTls::verify(SSL* ssl, const std::string& host, const std::ve
     X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(sctx);
     X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_SERVER);
     X509_VERIFY_PARAM_set_auth_level(param, 2);  // >= 2048-bit RSA, >= 224-bit ECC, no SHA-1
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    // Names come from subjectAltName only, as in browsers (Chrome since 58): a certificate with
+    // its name only in the subject CN is a name mismatch, never a CN fallback.
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
     if (isIpLiteral(host))
       X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str());
     else

@@ -68,7 +68,7 @@ class TlsIntercept : public ProxyTest {
     ProxyConfig cfg = env_.proxyConfig();
     cfg.connectPorts = {"\"1025-65535\""};
     for (const char* n : {"good", "expired", "notyet", "wronghost", "selfsigned", "untrusted", "nointer", "rsa1024",
-                          "sha1", "clientauth", "old", "other"})
+                          "sha1", "clientauth", "old", "other", "cnonly", "clientonly", "leafca"})
       cfg.resolve.push_back({std::string(n) + ".pki.test", "127.0.0.1"});
     cfg.timeouts.push_back({"connect", "2s"});
     cfg.extra = "tls: {upstream_ca_file: \"" + root_ + "\"" + tlsExtra + "}\n" + extra;
@@ -152,7 +152,8 @@ TEST_F(TlsIntercept, EveryBadCertificateGetsThePageAndTheOriginNoRequest) {
   };
   const Case cases[] = {{"expired", "expired"},       {"notyet", "not_yet_valid"},   {"wronghost", "wrong_host"},
                         {"selfsigned", "self_signed"}, {"untrusted", "untrusted_root"}, {"nointer", "missing_intermediate"},
-                        {"rsa1024", "weak_key"},       {"sha1", "weak_signature"}};
+                        {"rsa1024", "weak_key"},       {"sha1", "weak_signature"},    {"cnonly", "wrong_host"},
+                        {"clientonly", "invalid"},     {"leafca", "invalid"}};
   std::vector<Origin*> origins;
   for (const Case& c : cases) {
     origins.push_back(tlsOrigin(c.cert));

@@ -188,6 +188,7 @@ void build(const std::string& dir, const std::string& aiaUrl) {
   auto leaf = [&](const std::string& name, CertSpec spec, Key key, bool chain) {
     if (spec.cn.empty()) spec.cn = name + ".pki.test";
     if (spec.san.empty()) spec.san = defaultSan(name);
+    if (spec.san == "-") spec.san.clear();  // no subjectAltName at all
     spec.aia = aiaUrl;  // caIssuers of a leaf names its issuer: inter.der
     Cert c = makeCert(spec, key.get(), inter.get(), interKey.get());
     std::vector<X509*> certs{c.get()};
@@ -203,6 +204,21 @@ void build(const std::string& dir, const std::string& aiaUrl) {
   leaf("rsa1024", {}, rsaKey(1024), true);
   leaf("sha1", {.md = EVP_sha1()}, ecKey(), true);
   leaf("clientauth", {}, ecKey(), true);
+  // The name only in the subject CN: browsers have ignored the CN since 2017 (Chrome 58).
+  leaf("cnonly", {.san = "-"}, ecKey(), true);
+  // Meant for TLS clients, not servers (extendedKeyUsage clientAuth only).
+  leaf("clientonly", {.eku = "clientAuth"}, ecKey(), true);
+  {
+    // Signed by a certificate that is not a CA (basicConstraints CA:FALSE) posing as intermediate.
+    Key fakeKey = ecKey();
+    CertSpec fakeSpec{.cn = "notaca.pki.test", .san = "DNS:notaca.pki.test"};
+    Cert fake = makeCert(fakeSpec, fakeKey.get(), inter.get(), interKey.get());
+    Key key = ecKey();
+    CertSpec spec{.cn = "leafca.pki.test", .san = defaultSan("leafca")};
+    Cert c = makeCert(spec, key.get(), fake.get(), fakeKey.get());
+    writeCerts(p("leafca.crt"), {c.get(), fake.get(), inter.get()});
+    writeKey(p("leafca.key"), key.get());
+  }
   // No DNS name anywhere: hostname checks fall back to the CN when there is no DNS SAN.
   leaf("ip", {.cn = "127.0.0.1", .san = "IP:127.0.0.1"}, ecKey(), true);
 
@@ -244,7 +260,8 @@ bool makeTestPki(const std::string& dir, std::string* error, const std::string& 
 const std::vector<std::string>& leafNames() {
   static const std::vector<std::string> names{"good",       "expired",    "notyet",  "wronghost",
                                               "selfsigned", "untrusted",  "nointer", "rsa1024",
-                                              "sha1",       "clientauth", "ip"};
+                                              "sha1",       "clientauth", "ip",         "cnonly",
+                                              "clientonly", "leafca"};
   return names;
 }
 
