@@ -68,7 +68,8 @@ class TlsIntercept : public ProxyTest {
     ProxyConfig cfg = env_.proxyConfig();
     cfg.connectPorts = {"\"1025-65535\""};
     for (const char* n : {"good", "expired", "notyet", "wronghost", "selfsigned", "untrusted", "nointer", "rsa1024",
-                          "sha1", "clientauth", "old", "other", "cnonly", "clientonly", "leafca"})
+                          "sha1", "clientauth", "old", "other", "cnonly", "clientonly", "leafca",
+                          "constrained", "expiredinter"})
       cfg.resolve.push_back({std::string(n) + ".pki.test", "127.0.0.1"});
     cfg.timeouts.push_back({"connect", "2s"});
     cfg.extra = "tls: {upstream_ca_file: \"" + root_ + "\"" + tlsExtra + "}\n" + extra;
@@ -153,7 +154,8 @@ TEST_F(TlsIntercept, EveryBadCertificateGetsThePageAndTheOriginNoRequest) {
   const Case cases[] = {{"expired", "expired"},       {"notyet", "not_yet_valid"},   {"wronghost", "wrong_host"},
                         {"selfsigned", "self_signed"}, {"untrusted", "untrusted_root"}, {"nointer", "missing_intermediate"},
                         {"rsa1024", "weak_key"},       {"sha1", "weak_signature"},    {"cnonly", "wrong_host"},
-                        {"clientonly", "invalid"},     {"leafca", "invalid"}};
+                        {"clientonly", "invalid"},     {"leafca", "invalid"},         {"constrained", "invalid"},
+                        {"expiredinter", "expired"}};
   std::vector<Origin*> origins;
   for (const Case& c : cases) {
     origins.push_back(tlsOrigin(c.cert));

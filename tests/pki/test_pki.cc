@@ -69,6 +69,7 @@ struct CertSpec {
   std::string eku = "serverAuth";
   std::string aia = "";        // caIssuers URL, "" = none
   const EVP_MD* md = nullptr;  // nullptr: SHA-256
+  std::string nameConstraints = "";  // CAs: nameConstraints value, e.g. "critical,permitted;DNS:a.test"
 };
 
 void addExt(X509* cert, X509V3_CTX* ctx, int nid, const std::string& value) {
@@ -117,6 +118,7 @@ Cert makeCert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_PKEY* issue
   addExt(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always");
   if (!spec.san.empty()) addExt(cert.get(), &ctx, NID_subject_alt_name, spec.san);
   if (!spec.aia.empty()) addExt(cert.get(), &ctx, NID_info_access, "caIssuers;URI:" + spec.aia);
+  if (!spec.nameConstraints.empty()) addExt(cert.get(), &ctx, NID_name_constraints, spec.nameConstraints);
 
   // X509_sign() applies no security level, so SHA-1 still signs under OpenSSL 3.
   if (X509_sign(cert.get(), issuerKey, spec.md ? spec.md : EVP_sha256()) <= 0) fail("signing " + spec.cn);
@@ -219,6 +221,21 @@ void build(const std::string& dir, const std::string& aiaUrl) {
     writeCerts(p("leafca.crt"), {c.get(), fake.get(), inter.get()});
     writeKey(p("leafca.key"), key.get());
   }
+  // Under intermediates of the trusted root that must not vouch for it: one limited by
+  // nameConstraints to another domain, one whose own validity has ended.
+  auto underCa = [&](const std::string& name, CertSpec caSpec) {
+    Key caKey = ecKey();
+    caSpec.ca = true;
+    Cert ca = makeCert(caSpec, caKey.get(), root.get(), rootKey.get());
+    Key key = ecKey();
+    CertSpec spec{.cn = name + ".pki.test", .san = defaultSan(name)};
+    Cert c = makeCert(spec, key.get(), ca.get(), caKey.get());
+    writeCerts(p(name + ".crt"), {c.get(), ca.get()});
+    writeKey(p(name + ".key"), key.get());
+  };
+  underCa("constrained", {.cn = "Sekisho Constrained Intermediate", .notAfter = kCaLife,
+                          .nameConstraints = "critical,permitted;DNS:elsewhere.test"});
+  underCa("expiredinter", {.cn = "Sekisho Expired Intermediate", .notBefore = -60 * kDay, .notAfter = -1 * kDay});
   // No DNS name anywhere: hostname checks fall back to the CN when there is no DNS SAN.
   leaf("ip", {.cn = "127.0.0.1", .san = "IP:127.0.0.1"}, ecKey(), true);
 
@@ -261,7 +278,7 @@ const std::vector<std::string>& leafNames() {
   static const std::vector<std::string> names{"good",       "expired",    "notyet",  "wronghost",
                                               "selfsigned", "untrusted",  "nointer", "rsa1024",
                                               "sha1",       "clientauth", "ip",         "cnonly",
-                                              "clientonly", "leafca"};
+                                              "clientonly", "leafca",     "constrained", "expiredinter"};
   return names;
 }
 
