@@ -1,6 +1,7 @@
 #include "proxy/server/client_conn.h"
 #include "proxy/server/direct_flush.h"
 
+#include <event2/bufferevent_struct.h>  // ev_read, for pokeTlsPending
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -89,6 +90,20 @@ void kick(bufferevent* bev) {
   if (evbuffer_get_length(out) > 0) bufferevent_enable(bev, EV_WRITE);
 }
 
+// Records OpenSSL read ahead from the origin (up to 64 KiB per read(), see origin_tls.cc) but has
+// not decrypted yet. bufferevent_openssl reads one record at a time and then waits for the
+// socket, which stays quiet while whole records wait inside OpenSSL; and when the input
+// drains below its watermark it only re-arms the socket event. So every callback that may
+// have consumed upstream input ends with pokeTlsPending(), which runs the read event now.
+bool tlsPending(bufferevent* bev) {
+  SSL* ssl = bufferevent_openssl_get_ssl(bev);
+  return ssl && SSL_has_pending(ssl);
+}
+
+void pokeTlsPending(bufferevent* bev) {
+  if ((bufferevent_get_enabled(bev) & EV_READ) && tlsPending(bev)) event_active(&bev->ev_read, EV_READ, 1);
+}
+
 // Called from a write callback: the output has drained, so the event goes off again.
 void quietIfEmpty(bufferevent* bev) {
   if (isTlsBev(bev)) return;  // TLS keeps its write side on
@@ -168,12 +183,27 @@ void ClientConn::start() {
 
 // ---------------------------------------------------------------- trampolines
 void ClientConn::clientReadCb(bufferevent*, void* arg) { static_cast<ClientConn*>(arg)->onClientReadable(); }
-void ClientConn::clientWriteCb(bufferevent*, void* arg) { static_cast<ClientConn*>(arg)->onClientDrained(); }
+void ClientConn::clientWriteCb(bufferevent*, void* arg) {
+  auto* c = static_cast<ClientConn*>(arg);
+  c->onClientDrained();
+  c->pokeUpstream();
+}
+void ClientConn::pokeUpstream() {
+  if (state_ != ConnState::Closed && ex_ && ex_->up) pokeTlsPending(ex_->up.get());
+}
 void ClientConn::clientEventCb(bufferevent*, short what, void* arg) { static_cast<ClientConn*>(arg)->onClientEvent(what); }
-void ClientConn::upReadCb(bufferevent*, void* arg) { static_cast<ClientConn*>(arg)->onUpstreamReadable(); }
+void ClientConn::upReadCb(bufferevent*, void* arg) {
+  auto* c = static_cast<ClientConn*>(arg);
+  c->onUpstreamReadable();
+  c->pokeUpstream();
+}
 void ClientConn::upWriteCb(bufferevent*, void* arg) { static_cast<ClientConn*>(arg)->onUpstreamDrained(); }
 void ClientConn::upEventCb(bufferevent*, short what, void* arg) { static_cast<ClientConn*>(arg)->onUpstreamEvent(what); }
-void ClientConn::timerCb(evutil_socket_t, short, void* arg) { static_cast<ClientConn*>(arg)->onTimer(); }
+void ClientConn::timerCb(evutil_socket_t, short, void* arg) {
+  auto* c = static_cast<ClientConn*>(arg);
+  c->onTimer();
+  c->pokeUpstream();
+}
 
 // ---------------------------------------------------------------- helpers
 uint64_t ClientConn::nowMs() const {
@@ -947,7 +977,8 @@ void ClientConn::onClientDrained() noexcept {
 void ClientConn::finishExchange() {
   bool reusable = ex_->up && ex_->resp.keepAlive && ex_->reqDone && ex_->respDone &&
                   evbuffer_get_length(bufferevent_get_input(ex_->up.get())) == 0 &&
-                  evbuffer_get_length(bufferevent_get_output(ex_->up.get())) == 0 && !w_.draining();
+                  evbuffer_get_length(bufferevent_get_output(ex_->up.get())) == 0 && !tlsPending(ex_->up.get()) &&
+                  !w_.draining();
   logExchange();
   if (reusable) {
     bufferevent_setcb(ex_->up.get(), nullptr, nullptr, nullptr, nullptr);

@@ -85,6 +85,7 @@ class ClientConn {
   static void clientWriteCb(bufferevent*, void* arg);
   static void clientEventCb(bufferevent*, short what, void* arg);
   static void upReadCb(bufferevent*, void* arg);
+  void pokeUpstream();  // see pokeTlsPending in client_conn.cc
   static void upWriteCb(bufferevent*, void* arg);
   static void upEventCb(bufferevent*, short what, void* arg);
   static void timerCb(evutil_socket_t, short, void* arg);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -635,6 +636,28 @@ TEST_F(TlsIntercept, UpstreamSessionIsResumedByTheNextConnection) {
   EXPECT_NE(second.body.find("\"resumed\":true"), std::string::npos) << second.body;
   EXPECT_NE(second.body.find("\"sni\":\"good.pki.test\""), std::string::npos) << second.body;
   EXPECT_EQ(b->verifyResult(), 0) << "the client still gets the leaf minted from the verified origin";
+}
+
+// The origin side reads ahead (several TLS records per read()); records left inside OpenSSL when
+// the socket goes quiet must still be delivered: responses of every size, back to back on one
+// connection, none waiting for more bytes from the origin.
+TEST_F(TlsIntercept, ResponsesOfEverySizeArriveWhole) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  auto t = via("good.pki.test", origin->port());
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+  const auto start = std::chrono::steady_clock::now();
+  for (size_t size : {size_t(1), size_t(100), size_t(16383), size_t(16384), size_t(16385), size_t(40000),
+                      size_t(65535), size_t(65536), size_t(70000), size_t(131072), size_t(300001), size_t(1)}) {
+    for (int rep = 0; rep < 3; ++rep) {
+      Response r = t->roundTrip(get("good.pki.test", origin->port(), "/size/" + std::to_string(size)));
+      ASSERT_TRUE(r.complete) << size << ": " << r.summary();
+      ASSERT_EQ(r.status, 200);
+      ASSERT_EQ(r.body.size(), size);
+    }
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10)) << "a response waited";
 }
 
 // An idle intercepted connection (after one request) costs the proxy at most 40 KiB. A TLS
