@@ -81,7 +81,16 @@ bool isTlsBev(bufferevent* bev) { return bufferevent_openssl_get_ssl(bev) != nul
 
 void kick(bufferevent* bev) {
   evbuffer* out = bufferevent_get_output(bev);
-  if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE)) return;
+  if (evbuffer_get_length(out) == 0) return;
+  if (isTlsBev(bev) && !bufferevent_get_underlying(bev)) {
+    // OpenSSL on the socket itself (the origin side): run its write event in this loop pass.
+    // Adding the bytes queued EPOLLOUT; once they are written the event is deleted again in the
+    // same pass, and the epoll changelist turns the pair into no system call at all.
+    bufferevent_enable(bev, EV_WRITE);
+    event_active(&bev->ev_write, EV_WRITE, 1);
+    return;
+  }
+  if (bufferevent_get_enabled(bev) & EV_WRITE) return;
   if (isTlsBev(bev) || bufferevent_getfd(bev) < 0) {  // TLS or a pair: no socket to write to here
     bufferevent_enable(bev, EV_WRITE);
     return;
