@@ -11,26 +11,14 @@
 
 #include "ca/leaf_minter.h"
 #include "ca/x509_util.h"
+#include "proxy/base/fd_io.h"
 #include "proxy/base/log.h"
+#include "proxy/base/strings.h"
 
 namespace sekisho::ca {
 namespace {
 
 Error sslErr(ErrKind kind, const std::string& what) { return Error{kind, Side::Internal, opensslError(what), false}; }
-
-std::string hex(const unsigned char* p, size_t n, bool colons, bool upper) {
-  static constexpr char kLower[] = "0123456789abcdef";
-  static constexpr char kUpper[] = "0123456789ABCDEF";
-  const char* digits = upper ? kUpper : kLower;
-  std::string out;
-  out.reserve(n * 3);
-  for (size_t i = 0; i < n; ++i) {
-    if (colons && i) out += ':';
-    out += digits[p[i] >> 4];
-    out += digits[p[i] & 0xf];
-  }
-  return out;
-}
 
 bool exists(const std::string& path) {
   struct stat st;
@@ -44,14 +32,7 @@ Result<void> writeNewFile(const std::string& path, const std::string& data, mode
   if (fd < 0)
     return fail(ErrKind::Io, Side::Config, path + ": cannot create: " + std::strerror(errno) +
                                                 (errno == EEXIST ? " (refusing to overwrite an existing file)" : ""));
-  bool ok = ::fchmod(fd, mode) == 0;
-  size_t off = 0;
-  while (ok && off < data.size()) {
-    ssize_t w = ::write(fd, data.data() + off, data.size() - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) ok = false;
-    else off += size_t(w);
-  }
+  bool ok = ::fchmod(fd, mode) == 0 && writeAll(fd, data);
   int savedErrno = errno;
   if (ok && ::fsync(fd) != 0) ok = false;
   ::close(fd);
@@ -200,7 +181,7 @@ std::string sha256Fingerprint(X509* cert) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   if (X509_digest(cert, EVP_sha256(), md, &n) != 1) return {};
-  return hex(md, n, true, true);
+  return toHex(md, n, ':', true);
 }
 
 Result<time_t> asn1TimeToEpoch(const ASN1_TIME* t) {
@@ -225,7 +206,7 @@ std::shared_ptr<const Ca> Ca::make(X509Ptr cert, EvpPkeyPtr key, std::vector<X50
     ca->der_.assign(reinterpret_cast<const char*>(der), size_t(n));
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdLen = 0;
-    if (EVP_Digest(der, size_t(n), md, &mdLen, EVP_sha256(), nullptr) == 1) ca->id_ = hex(md, mdLen, false, false);
+    if (EVP_Digest(der, size_t(n), md, &mdLen, EVP_sha256(), nullptr) == 1) ca->id_ = toHex(md, mdLen);
     OPENSSL_free(der);
   }
   ca->fingerprint_ = sha256Fingerprint(cert.get());

@@ -12,7 +12,9 @@
 #include <cstring>
 #include <vector>
 
+#include "proxy/base/fd_io.h"
 #include "proxy/base/log.h"
+#include "proxy/base/strings.h"
 
 namespace sekisho::ca {
 namespace {
@@ -20,17 +22,6 @@ namespace {
 constexpr const char* kMagic = "# sekisho leaf cache v1";
 constexpr size_t kMaxFileBytes = 1 << 20;  // a leaf with 1000 SANs is well under this
 constexpr const char* kTempPrefix = ".tmp-";
-
-std::string toHex(const unsigned char* p, size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    out += kDigits[p[i] >> 4];
-    out += kDigits[p[i] & 0xf];
-  }
-  return out;
-}
 
 int hexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -403,14 +394,7 @@ void LeafDiskCache::write(const Job& job) {
   std::string tmp = std::string(kTempPrefix) + name + "." + std::to_string(++tempSeq_);
   int fd = ::openat(dirFd_, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return failed(tmp + ": cannot create: " + std::strerror(errno));
-  bool ok = ::fchmod(fd, 0600) == 0;
-  size_t off = 0;
-  while (ok && off < text.size()) {
-    ssize_t w = ::write(fd, text.data() + off, text.size() - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) ok = false;
-    else off += size_t(w);
-  }
+  bool ok = ::fchmod(fd, 0600) == 0 && writeAll(fd, text);
   int e = errno;
   if (::close(fd) != 0 && ok) {
     ok = false;

@@ -1,5 +1,7 @@
 #include "tls-mitm/origin_tls.h"
 
+#include "proxy/base/strings.h"
+
 #include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ocsp.h>
@@ -278,21 +280,14 @@ SSL* OriginTls::newSsl(const std::string& sni, const std::string& sessionKey) co
   SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp);
   if (sessionKey.empty()) return ssl;
   SSL_set_ex_data(ssl, sessionSlotIndex(), new SessionSlot{weak_from_this(), sessionKey});
-  SSL_SESSION* saved = nullptr;
+  SSL_SESSION* saved;
   {
     std::lock_guard lk(sessMu_);
-    auto it = sessions_.find(sessionKey);
-    if (it != sessions_.end()) {
-      saved = it->second.first;  // the reference moves to us: one use per session
-      sessLru_.erase(it->second.second);
-      sessions_.erase(it);
-    }
+    saved = takeSessionLocked(sessionKey);  // one use per session
   }
   if (saved) {
-    // Only a session for this very name and protocol setup is offered; OpenSSL falls back to a
-    // full handshake by itself when the origin declines it.
-    if (SSL_SESSION_is_resumable(saved) && SSL_set_session(ssl, saved) == 1)
-      offered_.fetch_add(1, std::memory_order_relaxed);
+    // OpenSSL falls back to a full handshake by itself when the origin declines the session.
+    if (SSL_SESSION_is_resumable(saved)) SSL_set_session(ssl, saved);
     SSL_SESSION_free(saved);
   }
   return ssl;
@@ -307,38 +302,26 @@ int OriginTls::onNewSession(SSL* ssl, SSL_SESSION* sess) {
   return 1;  // we keep the reference
 }
 
+SSL_SESSION* OriginTls::takeSessionLocked(const std::string& key) const {
+  auto it = sessions_.find(key);
+  if (it == sessions_.end()) return nullptr;
+  SSL_SESSION* sess = it->second.first;
+  sessLru_.erase(it->second.second);
+  sessions_.erase(it);
+  return sess;
+}
+
 void OriginTls::saveSession(const std::string& key, SSL_SESSION* sess) const {
   std::lock_guard lk(sessMu_);
-  auto it = sessions_.find(key);
-  if (it != sessions_.end()) {  // a newer ticket replaces the older one
-    SSL_SESSION_free(it->second.first);
-    sessLru_.erase(it->second.second);
-    sessions_.erase(it);
-  }
-  while (sessions_.size() >= kMaxSavedSessions && !sessLru_.empty()) {
-    auto old = sessions_.find(sessLru_.back());
-    if (old != sessions_.end()) {
-      SSL_SESSION_free(old->second.first);
-      sessions_.erase(old);
-    }
-    sessLru_.pop_back();
-  }
+  SSL_SESSION_free(takeSessionLocked(key));  // a newer ticket replaces the older one
+  while (sessions_.size() >= kMaxSavedSessions) SSL_SESSION_free(takeSessionLocked(sessLru_.back()));
   sessLru_.push_front(key);
   sessions_.emplace(key, std::make_pair(sess, sessLru_.begin()));
 }
 
 void OriginTls::forgetSession(const std::string& key) const {
   std::lock_guard lk(sessMu_);
-  auto it = sessions_.find(key);
-  if (it == sessions_.end()) return;
-  SSL_SESSION_free(it->second.first);
-  sessLru_.erase(it->second.second);
-  sessions_.erase(it);
-}
-
-size_t OriginTls::savedSessions() const {
-  std::lock_guard lk(sessMu_);
-  return sessions_.size();
+  SSL_SESSION_free(takeSessionLocked(key));
 }
 
 namespace {
@@ -492,14 +475,7 @@ std::string certSha256Hex(X509* cert) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   X509_digest(cert, EVP_sha256(), md, &len);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (unsigned i = 0; i < len; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
-  }
-  return out;
+  return toHex(md, len);
 }
 
 const char* tlsVersionName(int version) {

@@ -13,7 +13,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include <atomic>
 #include <ctime>
 #include <list>
 #include <memory>
@@ -80,10 +79,8 @@ class OriginTls : public std::enable_shared_from_this<OriginTls> {
   // each saved session is used once. Resumption changes nothing about verification: verify()
   // still checks the chain the session recorded (and its validity today) before any request.
   SSL* newSsl(const std::string& sni, const std::string& sessionKey = "") const;
-  size_t savedSessions() const;
   // Drops the saved session for `sessionKey` (its origin failed verification).
   void forgetSession(const std::string& sessionKey) const;
-  uint64_t resumptionsOffered() const { return offered_.load(std::memory_order_relaxed); }
   // True when the origin asked for a client certificate during the handshake of `ssl`.
   static bool clientCertRequested(const SSL* ssl);
 
@@ -102,12 +99,12 @@ class OriginTls : public std::enable_shared_from_this<OriginTls> {
   OriginTls() = default;
   static int onNewSession(SSL* ssl, SSL_SESSION* sess);
   void saveSession(const std::string& key, SSL_SESSION* sess) const;
+  SSL_SESSION* takeSessionLocked(const std::string& key) const;  // removed and handed over; sessMu_ held
 
   // Sessions the origins gave us, one per pool key, bounded (oldest dropped); any worker thread.
   mutable std::mutex sessMu_;
   mutable std::unordered_map<std::string, std::pair<SSL_SESSION*, std::list<std::string>::iterator>> sessions_;
   mutable std::list<std::string> sessLru_;  // front = newest
-  mutable std::atomic<uint64_t> offered_{0};
   SSL_CTX* ctx_ = nullptr;
   X509_STORE* store_ = nullptr;  // owned by ctx_
   size_t anchors_ = 0;

@@ -54,4 +54,18 @@ void forEachListElement(std::string_view value, Fn&& fn) {
   }
 }
 
+// Bytes as two hex digits each, lowercase unless `upper`, `sep` between bytes unless '\0'
+// (e.g. ':' for certificate fingerprints).
+inline std::string toHex(const unsigned char* p, size_t n, char sep = '\0', bool upper = false) {
+  const char* digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+  std::string out;
+  out.reserve(n * 3);
+  for (size_t i = 0; i < n; ++i) {
+    if (sep && i) out += sep;
+    out += digits[p[i] >> 4];
+    out += digits[p[i] & 0xf];
+  }
+  return out;
+}
+
 }  // namespace sekisho

@@ -25,7 +25,6 @@ int DirectFlush::writeOut(evbuffer* out, evutil_socket_t fd) {
   return n;
 }
 
-DirectFlush* DirectFlush::current() { return tCurrent; }
 void DirectFlush::bind(DirectFlush* f) { tCurrent = f; }
 
 void DirectFlush::quiet(bufferevent* socketBev) {

@@ -25,8 +25,6 @@ class DirectFlush {
   DirectFlush(const DirectFlush&) = delete;
   DirectFlush& operator=(const DirectFlush&) = delete;
 
-  // The flusher of the calling thread (set by bind()); null outside a worker thread.
-  static DirectFlush* current();
   // Makes this the calling thread's flusher (nullptr clears it).
   static void bind(DirectFlush* f);
 
