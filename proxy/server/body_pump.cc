@@ -29,6 +29,23 @@ void BodyPump::emitChunkHeader(evbuffer* dst, uint64_t size) {
   moved_ += size_t(n);
 }
 
+size_t BodyPump::takeWholeSmall(evbuffer* src, std::string& dst, size_t max) {
+  if (done_ || in_ != http::BodyKind::ContentLength || outChunked_ || remaining_ > max) return 0;
+  if (evbuffer_get_length(src) < remaining_) return 0;
+  size_t n = size_t(remaining_);
+  size_t at = dst.size();
+  dst.resize(at + n);
+  if (evbuffer_remove(src, dst.data() + at, n) != ev_ssize_t(n)) {
+    dst.resize(at);  // cannot happen with the length checked above; nothing is lost if it did
+    return 0;
+  }
+  remaining_ = 0;
+  moved_ += n;
+  bodyBytes_ += n;
+  done_ = true;
+  return n;
+}
+
 PumpStatus BodyPump::run(evbuffer* src, evbuffer* dst, bool srcEnded) {
   if (done_) return PumpStatus::Done;
   switch (in_) {

@@ -48,9 +48,17 @@ constexpr ssize_t kMaxIo = 128 * 1024;
 // intercepted connection. One record's plaintext at most per read, sized so the chain and
 // libevent's header fit in 16 KiB.
 constexpr ssize_t kTlsMaxRead = 16 * 1024 - 256;
+// The origin side (OpenSSL on the socket) reserves only when its socket is readable, and what it
+// reads is moved on whole, so it can take a full record: at 16 KiB - 256 every full 16 KiB record
+// came out as two SSL_reads, two chains and so two records to the client (16,128 + 256 bytes).
+// A small response body that has arrived with its head goes out in the same write as the head.
+constexpr size_t kCoalesceBody = 8 * 1024;
+constexpr ssize_t kOriginTlsMaxRead = 32 * 1024 - 256;
 
 void tuneBev(bufferevent* bev, size_t bufferBytes) {
-  bufferevent_set_max_single_read(bev, bufferevent_openssl_get_ssl(bev) ? kTlsMaxRead : kMaxIo);
+  ssize_t maxRead = kMaxIo;
+  if (bufferevent_openssl_get_ssl(bev)) maxRead = bufferevent_get_underlying(bev) ? kTlsMaxRead : kOriginTlsMaxRead;
+  bufferevent_set_max_single_read(bev, maxRead);
   bufferevent_set_max_single_write(bev, kMaxIo);
   bufferevent_setwatermark(bev, EV_READ, 0, bufferBytes);
   bufferevent_setwatermark(bev, EV_WRITE, bufferBytes / 2, 0);
@@ -919,11 +927,13 @@ void ClientConn::sendResponseHead() {
   else if (!client11)
     h.append("Connection: keep-alive\r\n");
   h.append("\r\n");
+  size_t headBytes = h.size();
+  ex_->respPump.reset(resp.body, resp.contentLength, outChunked);
+  ex_->respPump.takeWholeSmall(bufferevent_get_input(ex_->up.get()), h, kCoalesceBody);
   addStr(bufferevent_get_output(client_.get()), h);
-  ex_->headBytesToClient = h.size();
+  ex_->headBytesToClient = headBytes;
   ex_->respHeadSent = true;
   ex_->status = resp.status;
-  ex_->respPump.reset(resp.body, resp.contentLength, outChunked);
   armTimer(cfg.timeouts.idle);
 }
 

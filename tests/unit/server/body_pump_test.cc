@@ -134,3 +134,59 @@ TEST(BodyPump, LargeContentLengthBodyMovesWithoutHoldingIt) {
   EXPECT_EQ(st, PumpStatus::Done);
   EXPECT_EQ(p.bodyBytes(), total);
 }
+
+TEST(BodyPump, SmallWholeBodyJoinsTheHeadAndLeavesWhatFollows) {
+  BodyPump p;
+  p.reset(http::BodyKind::ContentLength, 5, false);
+  Buf src;
+  src.add("helloHTTP/1.1 200 OK\r\n");
+  std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+  EXPECT_EQ(p.takeWholeSmall(src.b, head, 1024), 5u);
+  EXPECT_EQ(head, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+  EXPECT_EQ(src.str(), "HTTP/1.1 200 OK\r\n");  // the next response stays where it was
+  EXPECT_TRUE(p.done());
+  EXPECT_EQ(p.bodyBytes(), 5u);
+  EXPECT_EQ(p.moved(), 5u);
+  Buf dst;
+  EXPECT_EQ(p.run(src.b, dst.b, false), PumpStatus::Done);
+  EXPECT_EQ(dst.size(), 0u);
+}
+
+TEST(BodyPump, OnlyWholeSmallRawBodiesJoinTheHead) {
+  std::string head = "H";
+  {
+    BodyPump p;  // not all there yet: the pump carries on as usual
+    p.reset(http::BodyKind::ContentLength, 10, false);
+    Buf src;
+    src.add("abc");
+    EXPECT_EQ(p.takeWholeSmall(src.b, head, 1024), 0u);
+    EXPECT_EQ(src.size(), 3u);
+    Buf dst;
+    src.add("defghij");
+    EXPECT_EQ(p.run(src.b, dst.b, false), PumpStatus::Done);
+    EXPECT_EQ(dst.str(), "abcdefghij");
+  }
+  {
+    BodyPump p;  // larger than the limit
+    p.reset(http::BodyKind::ContentLength, 2000, false);
+    Buf src;
+    src.add(std::string(2000, 'x'));
+    EXPECT_EQ(p.takeWholeSmall(src.b, head, 1024), 0u);
+    EXPECT_FALSE(p.done());
+  }
+  {
+    BodyPump p;  // chunked input has framing to parse
+    p.reset(http::BodyKind::Chunked, 0, true);
+    Buf src;
+    src.add("3\r\nabc\r\n0\r\n\r\n");
+    EXPECT_EQ(p.takeWholeSmall(src.b, head, 1024), 0u);
+  }
+  {
+    BodyPump p;  // close-delimited has no known end
+    p.reset(http::BodyKind::CloseDelimited, 0, false);
+    Buf src;
+    src.add("abc");
+    EXPECT_EQ(p.takeWholeSmall(src.b, head, 1024), 0u);
+  }
+  EXPECT_EQ(head, "H");
+}
