@@ -2,6 +2,7 @@
 //   sekisho [--config FILE]            run the proxy (sekisho.yaml in the cwd, else built-in defaults)
 //   sekisho check-config [--config] FILE   validate a configuration and exit
 //   sekisho --version | --help
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,9 +66,20 @@ int checkConfig(const std::string& path) {
   return 0;
 }
 
+// glibc hands freed memory back to the kernel once 128 KiB lie free at the top of a heap. A body
+// streaming through a worker allocates and frees its buffers in that range, so every few records
+// paid an madvise and then page faults to touch the memory again (1,670 faults and a third of
+// the CPU per intercepted 10 MiB object). Up to 32 MiB per arena stays; blocks below 4 MiB come
+// from the heap (setting the first turns off glibc's moving mmap threshold, which would
+// otherwise send every 128 KiB read buffer to mmap).
+void tuneMalloc() {
+  mallopt(M_TRIM_THRESHOLD, 32 << 20);
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
+  tuneMalloc();
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string configPath;
   bool configGiven = false;

@@ -121,6 +121,29 @@ void pokeTlsPending(bufferevent* bev) {
   if ((bufferevent_get_enabled(bev) & EV_READ) && tlsPending(bev)) event_active(&bev->ev_read, EV_READ, 1);
 }
 
+// Takes one record that OpenSSL holds whole (read ahead) into the input now, as the bufferevent's
+// own read would on a later loop turn; a body streaming from the origin then leaves for the
+// client with several records per write instead of one loop turn and one writev per record.
+// Anything but a record read (a partial record, close_notify, an alert, an error) is left to
+// libevent's read, which meets the same state and reports it: its read event is activated.
+bool takeBufferedRecord(bufferevent* bev) {
+  SSL* ssl = bufferevent_openssl_get_ssl(bev);
+  if (!ssl || !SSL_has_pending(ssl) || !(bufferevent_get_enabled(bev) & EV_READ)) return false;
+  evbuffer* in = bufferevent_get_input(bev);
+  evbuffer_iovec v;
+  if (evbuffer_reserve_space(in, kOriginTlsMaxRead, &v, 1) != 1) return false;
+  ERR_clear_error();
+  int r = SSL_read(ssl, v.iov_base, int(v.iov_len));
+  if (r <= 0) {
+    if (SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ) event_active(&bev->ev_read, EV_READ, 1);
+    ERR_clear_error();
+    return false;
+  }
+  v.iov_len = size_t(r);
+  evbuffer_commit_space(in, &v, 1);
+  return true;
+}
+
 // Called from a write callback: the output has drained, so the event goes off again.
 void quietIfEmpty(bufferevent* bev) {
   if (isTlsBev(bev)) return;  // TLS keeps its write side on
@@ -212,6 +235,10 @@ void ClientConn::clientEventCb(bufferevent*, short what, void* arg) { static_cas
 void ClientConn::upReadCb(bufferevent*, void* arg) {
   auto* c = static_cast<ClientConn*>(arg);
   c->onUpstreamReadable();
+  // A body streaming to the client takes the records already read ahead in this same callback.
+  while (c->state_ == ConnState::Relay && c->ex_ && c->ex_->up && c->ex_->haveResp && !c->ex_->respDone &&
+         c->upPaused_ == Paused::No && takeBufferedRecord(c->ex_->up.get()))
+    c->onUpstreamReadable();
   c->pokeUpstream();
 }
 void ClientConn::upWriteCb(bufferevent*, void* arg) { static_cast<ClientConn*>(arg)->onUpstreamDrained(); }

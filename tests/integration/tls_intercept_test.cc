@@ -554,6 +554,29 @@ TEST_F(TlsIntercept, OriginDyingMidBodyIsNotPassedOffAsComplete) {
   EXPECT_EQ(other->roundTrip(get("good.pki.test", spare->port(), "/size/5")).status, 200);
 }
 
+TEST_F(TlsIntercept, OriginEndingTlsMidBodyEndsTheDownloadAtOnce) {
+  // The origin promises 4 MiB, sends 300,000 bytes and its close_notify and FIN in one go: the
+  // records OpenSSL read ahead before the close_notify reach the client, then its connection
+  // ends (no wait for a timeout, no "complete" short body), and the worker serves the next one.
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  auto t = via("good.pki.test", origin->port());
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(t->send(get("good.pki.test", origin->port(), "/size/" + std::to_string(4 * kMiB) + "?short=300000")));
+  std::string all = t->client().readUntilClose(Millis(10000));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_FALSE(t->client().isOpen());
+  size_t headEnd = all.find("\r\n\r\n");
+  ASSERT_NE(headEnd, std::string::npos) << all.substr(0, 200);
+  EXPECT_NE(all.find("Content-Length: " + std::to_string(4 * kMiB)), std::string::npos);
+  EXPECT_LE(all.size() - headEnd - 4, 300000u);
+  auto other = via("good.pki.test", origin->port());
+  ASSERT_TRUE(other->handshakeOk()) << other->error();
+  EXPECT_EQ(other->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
+}
+
 // CPU time (user + system) the process has used, in clock ticks; -1 when unreadable.
 static long cpuTicks(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");

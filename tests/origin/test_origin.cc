@@ -728,6 +728,13 @@ class Conn {
       if (!n) return finish(400, {{"Content-Type", "text/plain"}}, "bad size\n");
       bool chunked = req.param("chunked") == "1";
       bool closeDelimited = req.param("close") == "1";
+      // ?short=M: promise n bytes, send M, then end the connection (close_notify and FIN at once).
+      uint64_t sendBytes = *n;
+      auto shortParam = req.param("short");
+      if (auto m = shortParam ? parseNumber<uint64_t>(*shortParam) : std::nullopt; m && *m < *n) {
+        sendBytes = *m;
+        keepAlive = false;
+      }
       std::vector<std::pair<std::string, std::string>> fields{{"Content-Type", "text/plain"}};
       if (closeDelimited) {
         keepAlive = false;
@@ -741,7 +748,7 @@ class Conn {
       if (!keepAlive && !closeDelimited) fields.emplace_back("Connection", "close");
       logLine(req, 200);
       if (!sendAll(headFor(200, req, fields))) return false;
-      if (!headOnly && !sendPattern(*n, chunked)) return false;
+      if (!headOnly && !sendPattern(sendBytes, chunked)) return false;
       if (!keepAlive) {
         lingeringClose();
         return false;
