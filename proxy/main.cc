@@ -69,11 +69,11 @@ int checkConfig(const std::string& path) {
 // glibc hands freed memory back to the kernel once 128 KiB lie free at the top of a heap. A body
 // streaming through a worker allocates and frees its buffers in that range, so every few records
 // paid an madvise and then page faults to touch the memory again (1,670 faults and a third of
-// the CPU per intercepted 10 MiB object). Up to 32 MiB per arena stays; blocks below 4 MiB come
+// the CPU per intercepted 10 MiB object). Up to 8 MiB per arena stays free; blocks below 4 MiB come
 // from the heap (setting the first turns off glibc's moving mmap threshold, which would
 // otherwise send every 128 KiB read buffer to mmap).
 void tuneMalloc() {
-  mallopt(M_TRIM_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 8 << 20);
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
 }
 }  // namespace
