@@ -572,6 +572,30 @@ TEST_F(TlsIntercept, OriginEndingTlsMidBodyEndsTheDownloadAtOnce) {
   ASSERT_NE(headEnd, std::string::npos) << all.substr(0, 200);
   EXPECT_NE(all.find("Content-Length: " + std::to_string(4 * kMiB)), std::string::npos);
   EXPECT_LE(all.size() - headEnd - 4, 300000u);
+  EXPECT_TRUE(proxy().waitLogLineWith("TCP_MISS_ABORTED", "?short=300000"));
+  auto other = via("good.pki.test", origin->port());
+  ASSERT_TRUE(other->handshakeOk()) << other->error();
+  EXPECT_EQ(other->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
+}
+
+TEST_F(TlsIntercept, OriginRecordThatDoesNotDecryptEndsTheDownloadAtOnce) {
+  // After 300,000 good bytes the origin sends a record that fails its integrity check, right
+  // behind records OpenSSL has read ahead: the client's connection ends promptly, short of the
+  // promised length, and the worker serves the next request.
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  auto t = via("good.pki.test", origin->port());
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(t->send(get("good.pki.test", origin->port(), "/size/" + std::to_string(4 * kMiB) + "?corrupt=300000")));
+  std::string all = t->client().readUntilClose(Millis(10000));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_FALSE(t->client().isOpen());
+  size_t headEnd = all.find("\r\n\r\n");
+  ASSERT_NE(headEnd, std::string::npos) << all.substr(0, 200);
+  EXPECT_LE(all.size() - headEnd - 4, 300000u);
+  EXPECT_TRUE(proxy().waitLogLineWith("TCP_MISS_ABORTED", "?corrupt=300000"));
   auto other = via("good.pki.test", origin->port());
   ASSERT_TRUE(other->handshakeOk()) << other->error();
   EXPECT_EQ(other->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);

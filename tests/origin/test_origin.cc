@@ -735,6 +735,11 @@ class Conn {
         sendBytes = *m;
         keepAlive = false;
       }
+      // ?corrupt=M (TLS): after M body bytes, a record that does not decrypt, sent on the raw socket.
+      auto corruptParam = req.param("corrupt");
+      auto corruptAt = corruptParam ? parseNumber<uint64_t>(*corruptParam) : std::nullopt;
+      if (corruptAt && (*corruptAt >= *n || !io_.ssl)) corruptAt.reset();
+      if (corruptAt) sendBytes = *corruptAt;
       std::vector<std::pair<std::string, std::string>> fields{{"Content-Type", "text/plain"}};
       if (closeDelimited) {
         keepAlive = false;
@@ -749,6 +754,17 @@ class Conn {
       logLine(req, 200);
       if (!sendAll(headFor(200, req, fields))) return false;
       if (!headOnly && !sendPattern(sendBytes, chunked)) return false;
+      if (corruptAt) {
+        std::string bad = "\x17\x03\x03";  // application_data, TLS 1.2 framing, 64 bytes of noise
+        bad.push_back('\0');
+        bad.push_back(char(64));
+        bad.append(64, '\x5a');
+        (void)!::send(fd_, bad.data(), bad.size(), MSG_NOSIGNAL);
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        ::close(fd_);
+        fd_ = -1;
+        return false;
+      }
       if (!keepAlive) {
         lingeringClose();
         return false;
