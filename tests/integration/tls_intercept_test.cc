@@ -5,6 +5,7 @@
 // origin never sees a request; hosts that cannot be decrypted are tunnelled and remembered.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -397,6 +398,62 @@ TEST_F(TlsIntercept, SlowHelloIsClosedNotTunnelled) {
   EXPECT_TRUE(c.waitClosed(Millis(6000)));
   EXPECT_TRUE(proxy().waitLogLineWith("CONNECT good.pki.test", "reason=request_timeout"));
   EXPECT_EQ(origin->stats().tlsHandshakes, handshakes + 1) << "a TLS session reached the origin (only /stats should)";
+}
+
+TEST_F(TlsIntercept, ClientStoppingMidHandshakeIsClosed) {
+  // A real ClientHello, the proxy's whole server flight read, then silence (no Finished): the
+  // connection is closed by the request-header deadline (2 s here) and the worker serves others.
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  Client c(proxy().port());
+  ASSERT_NO_FATAL_FAILURE(connectPlain(c, origin->port()));
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  ASSERT_NE(ctx, nullptr);
+  SSL* ssl = SSL_new(ctx);
+  BIO* in = BIO_new(BIO_s_mem());
+  BIO* out = BIO_new(BIO_s_mem());
+  SSL_set_bio(ssl, in, out);
+  SSL_set_tlsext_host_name(ssl, "good.pki.test");
+  EXPECT_EQ(SSL_connect(ssl), -1);  // wants the server's flight
+  std::string hello(size_t(BIO_pending(out)), '\0');
+  ASSERT_EQ(BIO_read(out, hello.data(), int(hello.size())), int(hello.size()));
+  ASSERT_GT(hello.size(), 100u);
+  ASSERT_TRUE(c.send(hello));
+  std::string flight = c.readSome(Millis(5000));
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  ASSERT_FALSE(flight.empty()) << "no ServerHello";
+  EXPECT_EQ(flight[0], '\x16') << "the answer is a TLS handshake record";
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(c.waitClosed(Millis(8000)));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(6));
+  auto t = via("good.pki.test", origin->port());
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+  EXPECT_EQ(t->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
+}
+
+TEST_F(TlsIntercept, SlowRequestHeadInsideTlsGetsATimeout) {
+  // Slowloris inside an intercepted connection: the head trickles in a byte every 300 ms and is
+  // answered 408 by the request-header deadline (2 s here), never forwarded.
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  auto t = via("good.pki.test", origin->port());
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(t->send("GET /size/5 HTTP/1.1\r\nHost: good.pki.test\r\n"));
+  std::string answer;
+  for (int i = 0; i < 30 && t->client().isOpen(); ++i) {
+    if (!t->send("X")) break;
+    answer += t->client().readSome(Millis(300));
+    if (!answer.empty()) break;
+  }
+  answer += t->client().readUntilClose(Millis(5000));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(6));
+  EXPECT_EQ(answer.rfind("HTTP/1.1 408", 0), 0u) << answer.substr(0, 200);
+  EXPECT_FALSE(t->client().isOpen());
+  EXPECT_TRUE(proxy().waitLogLineWith("reason=request_timeout"));
 }
 
 TEST_F(TlsIntercept, OriginThatNeverHandshakesGetsATimeoutPage) {
