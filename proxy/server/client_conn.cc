@@ -51,9 +51,9 @@ constexpr ssize_t kTlsMaxRead = 16 * 1024 - 256;
 // The origin side (OpenSSL on the socket) reserves only when its socket is readable, and what it
 // reads is moved on whole, so it can take a full record: at 16 KiB - 256 every full 16 KiB record
 // came out as two SSL_reads, two chains and so two records to the client (16,128 + 256 bytes).
+constexpr ssize_t kOriginTlsMaxRead = 32 * 1024 - 256;
 // A small response body that has arrived with its head goes out in the same write as the head.
 constexpr size_t kCoalesceBody = 8 * 1024;
-constexpr ssize_t kOriginTlsMaxRead = 32 * 1024 - 256;
 
 void tuneBev(bufferevent* bev, size_t bufferBytes) {
   ssize_t maxRead = kMaxIo;
