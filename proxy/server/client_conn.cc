@@ -127,8 +127,8 @@ void pokeTlsPending(bufferevent* bev) {
 // Anything but a record read (a partial record, close_notify, an alert, an error) is left to
 // libevent's read, which meets the same state and reports it: its read event is activated.
 bool takeBufferedRecord(bufferevent* bev) {
+  if (!(bufferevent_get_enabled(bev) & EV_READ) || !tlsPending(bev)) return false;
   SSL* ssl = bufferevent_openssl_get_ssl(bev);
-  if (!ssl || !SSL_has_pending(ssl) || !(bufferevent_get_enabled(bev) & EV_READ)) return false;
   evbuffer* in = bufferevent_get_input(bev);
   evbuffer_iovec v;
   if (evbuffer_reserve_space(in, kOriginTlsMaxRead, &v, 1) != 1) return false;
@@ -228,6 +228,9 @@ void ClientConn::clientWriteCb(bufferevent*, void* arg) {
   c->onClientDrained();
   c->pokeUpstream();
 }
+bool ClientConn::streamingResponse() const {
+  return state_ == ConnState::Relay && ex_ && ex_->up && ex_->haveResp && !ex_->respDone && upPaused_ == Paused::No;
+}
 void ClientConn::pokeUpstream() {
   if (state_ != ConnState::Closed && ex_ && ex_->up) pokeTlsPending(ex_->up.get());
 }
@@ -236,9 +239,7 @@ void ClientConn::upReadCb(bufferevent*, void* arg) {
   auto* c = static_cast<ClientConn*>(arg);
   c->onUpstreamReadable();
   // A body streaming to the client takes the records already read ahead in this same callback.
-  while (c->state_ == ConnState::Relay && c->ex_ && c->ex_->up && c->ex_->haveResp && !c->ex_->respDone &&
-         c->upPaused_ == Paused::No && takeBufferedRecord(c->ex_->up.get()))
-    c->onUpstreamReadable();
+  while (c->streamingResponse() && takeBufferedRecord(c->ex_->up.get())) c->onUpstreamReadable();
   c->pokeUpstream();
 }
 void ClientConn::upWriteCb(bufferevent*, void* arg) { static_cast<ClientConn*>(arg)->onUpstreamDrained(); }

@@ -86,6 +86,7 @@ class ClientConn {
   static void clientEventCb(bufferevent*, short what, void* arg);
   static void upReadCb(bufferevent*, void* arg);
   void pokeUpstream();  // see pokeTlsPending in client_conn.cc
+  bool streamingResponse() const;  // a response body is being relayed and the client has room
   static void upWriteCb(bufferevent*, void* arg);
   static void upEventCb(bufferevent*, short what, void* arg);
   static void timerCb(evutil_socket_t, short, void* arg);

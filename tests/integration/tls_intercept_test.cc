@@ -110,6 +110,7 @@ class TlsIntercept : public ProxyTest {
   static std::string get(const std::string& host, uint16_t port, const std::string& path) {
     return "GET " + path + " HTTP/1.1\r\nHost: " + host + ":" + std::to_string(port) + "\r\n\r\n";
   }
+  void expectDownloadCutShort(const std::string& how);
   std::string pki_, root_;
 };
 
@@ -611,17 +612,18 @@ TEST_F(TlsIntercept, OriginDyingMidBodyIsNotPassedOffAsComplete) {
   EXPECT_EQ(other->roundTrip(get("good.pki.test", spare->port(), "/size/5")).status, 200);
 }
 
-TEST_F(TlsIntercept, OriginEndingTlsMidBodyEndsTheDownloadAtOnce) {
-  // The origin promises 4 MiB, sends 300,000 bytes and its close_notify and FIN in one go: the
-  // records OpenSSL read ahead before the close_notify reach the client, then its connection
-  // ends (no wait for a timeout, no "complete" short body), and the worker serves the next one.
+// The origin promises 4 MiB and breaks off after 300,000 bytes in the way `how` names (a query of
+// test_origin's /size/): the client's connection ends within 5 s, short of the promised length
+// (never a "complete" short body), the access log says TCP_MISS_ABORTED, and the worker serves
+// the next request.
+void TlsIntercept::expectDownloadCutShort(const std::string& how) {
   Origin* origin = tlsOrigin("good");
   ASSERT_NE(origin, nullptr);
   ASSERT_NO_FATAL_FAILURE(startIntercepting());
   auto t = via("good.pki.test", origin->port());
   ASSERT_TRUE(t->handshakeOk()) << t->error();
   const auto start = std::chrono::steady_clock::now();
-  ASSERT_TRUE(t->send(get("good.pki.test", origin->port(), "/size/" + std::to_string(4 * kMiB) + "?short=300000")));
+  ASSERT_TRUE(t->send(get("good.pki.test", origin->port(), "/size/" + std::to_string(4 * kMiB) + "?" + how)));
   std::string all = t->client().readUntilClose(Millis(10000));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   EXPECT_FALSE(t->client().isOpen());
@@ -629,33 +631,22 @@ TEST_F(TlsIntercept, OriginEndingTlsMidBodyEndsTheDownloadAtOnce) {
   ASSERT_NE(headEnd, std::string::npos) << all.substr(0, 200);
   EXPECT_NE(all.find("Content-Length: " + std::to_string(4 * kMiB)), std::string::npos);
   EXPECT_LE(all.size() - headEnd - 4, 300000u);
-  EXPECT_TRUE(proxy().waitLogLineWith("TCP_MISS_ABORTED", "?short=300000"));
+  EXPECT_TRUE(proxy().waitLogLineWith("TCP_MISS_ABORTED", "?" + how));
   auto other = via("good.pki.test", origin->port());
   ASSERT_TRUE(other->handshakeOk()) << other->error();
   EXPECT_EQ(other->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
 }
 
+TEST_F(TlsIntercept, OriginEndingTlsMidBodyEndsTheDownloadAtOnce) {
+  // 300,000 bytes, then close_notify and FIN in one go: the records OpenSSL read ahead before the
+  // close_notify reach the client, then its connection ends.
+  expectDownloadCutShort("short=300000");
+}
+
 TEST_F(TlsIntercept, OriginRecordThatDoesNotDecryptEndsTheDownloadAtOnce) {
-  // After 300,000 good bytes the origin sends a record that fails its integrity check, right
-  // behind records OpenSSL has read ahead: the client's connection ends promptly, short of the
-  // promised length, and the worker serves the next request.
-  Origin* origin = tlsOrigin("good");
-  ASSERT_NE(origin, nullptr);
-  ASSERT_NO_FATAL_FAILURE(startIntercepting());
-  auto t = via("good.pki.test", origin->port());
-  ASSERT_TRUE(t->handshakeOk()) << t->error();
-  const auto start = std::chrono::steady_clock::now();
-  ASSERT_TRUE(t->send(get("good.pki.test", origin->port(), "/size/" + std::to_string(4 * kMiB) + "?corrupt=300000")));
-  std::string all = t->client().readUntilClose(Millis(10000));
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
-  EXPECT_FALSE(t->client().isOpen());
-  size_t headEnd = all.find("\r\n\r\n");
-  ASSERT_NE(headEnd, std::string::npos) << all.substr(0, 200);
-  EXPECT_LE(all.size() - headEnd - 4, 300000u);
-  EXPECT_TRUE(proxy().waitLogLineWith("TCP_MISS_ABORTED", "?corrupt=300000"));
-  auto other = via("good.pki.test", origin->port());
-  ASSERT_TRUE(other->handshakeOk()) << other->error();
-  EXPECT_EQ(other->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
+  // 300,000 good bytes, then a record that fails its integrity check, right behind records
+  // OpenSSL has read ahead.
+  expectDownloadCutShort("corrupt=300000");
 }
 
 // CPU time (user + system) the process has used, in clock ticks; -1 when unreadable.
