@@ -1,6 +1,8 @@
 #include "proxy/server/upstream_pool.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 
 namespace sekisho::server {
 
@@ -16,6 +18,7 @@ UpstreamPool::~UpstreamPool() { clear(); }
 void UpstreamPool::clear() {
   byKey_.clear();
   lru_.clear();  // frees the bufferevents (and closes their sockets)
+  lean_ = lru_.end();
 }
 
 BevPtr UpstreamPool::take(const net::SocketAddr& addr) { return take(keyOf(addr)); }
@@ -29,13 +32,15 @@ std::string UpstreamPool::tlsKey(const net::SocketAddr& addr, std::string_view s
   return k;
 }
 
-BevPtr UpstreamPool::take(const std::string& key) {
+BevPtr UpstreamPool::take(const std::string& key, Clock::time_point now) {
+  releaseStale(now);
   auto it = byKey_.find(key);
   if (it == byKey_.end() || it->second.empty()) return nullptr;
   auto li = it->second.front();
   it->second.pop_front();
   if (it->second.empty()) byKey_.erase(it);
   BevPtr bev = std::move(li->bev);
+  if (li == lean_) lean_ = std::next(li);
   lru_.erase(li);
   bufferevent_setcb(bev.get(), nullptr, nullptr, nullptr, nullptr);
   bufferevent_set_timeouts(bev.get(), nullptr, nullptr);
@@ -43,13 +48,15 @@ BevPtr UpstreamPool::take(const std::string& key) {
   return bev;
 }
 
-void UpstreamPool::put(const std::string& key, BevPtr bev) {
+void UpstreamPool::put(const std::string& key, BevPtr bev, Clock::time_point now) {
   if (maxTotal_ == 0 || maxPerKey_ == 0) return;  // bev freed
+  releaseStale(now);
   auto& keyList = byKey_[key];
   if (keyList.size() >= maxPerKey_) drop(keyList.back());
   if (lru_.size() >= maxTotal_) drop(std::prev(lru_.end()));
-  lru_.push_front(Idle{key, std::move(bev), this});
+  lru_.push_front(Idle{key, std::move(bev), this, now, {}});
   auto li = lru_.begin();
+  li->self = li;
   byKey_[key].push_front(li);
   bufferevent* b = li->bev.get();
   // The arg is the list node; std::list iterators stay valid until that node is erased.
@@ -65,7 +72,21 @@ void UpstreamPool::drop(List::iterator it) {
     k->second.remove(it);
     if (k->second.empty()) byKey_.erase(k);
   }
+  if (it == lean_) lean_ = std::next(it);
   lru_.erase(it);
+}
+
+void UpstreamPool::releaseStale(Clock::time_point now) {
+  while (lean_ != lru_.begin()) {
+    auto older = std::prev(lean_);
+    if (now - older->parkedAt < kKeepBuffersFor) break;
+    if (release_) {
+      release_(older->bev.get());
+    } else if (SSL* ssl = bufferevent_openssl_get_ssl(older->bev.get())) {
+      SSL_free_buffers(ssl);
+    }
+    lean_ = older;
+  }
 }
 
 // Anything from an idle origin (data, EOF, error, idle timeout) ends the connection: an origin
@@ -74,13 +95,7 @@ void UpstreamPool::onIdleRead(bufferevent* bev, void* arg) { onIdleEvent(bev, BE
 
 void UpstreamPool::onIdleEvent(bufferevent*, short, void* arg) {
   auto* idle = static_cast<Idle*>(arg);
-  UpstreamPool* pool = idle->pool;
-  for (auto it = pool->lru_.begin(); it != pool->lru_.end(); ++it) {
-    if (&*it == idle) {
-      pool->drop(it);
-      return;
-    }
-  }
+  idle->pool->drop(idle->self);
 }
 
 }  // namespace sekisho::server

@@ -1,10 +1,14 @@
 // Per-worker pool of idle keep-alive upstream connections, keyed by origin address. An idle
 // connection that the origin closes, or that sends anything, or that stays idle past the
-// timeout, is freed. Bounded per origin and in total (oldest evicted first).
+// timeout, is freed. Bounded per origin and in total (oldest evicted first). A TLS connection
+// that has waited longer than kKeepBuffersFor gives its record buffers back (~85 KiB on the origin
+// side, which reads ahead into 64 KiB); one taken again sooner keeps them, so a keep-alive client
+// does not free and allocate them per request.
 #pragma once
 #include <event2/bufferevent.h>
 
 #include <chrono>
+#include <functional>
 #include <list>
 #include <string>
 #include <string_view>
@@ -17,6 +21,9 @@ namespace sekisho::server {
 
 class UpstreamPool {
  public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::chrono::milliseconds kKeepBuffersFor{100};
+
   UpstreamPool() = default;
   ~UpstreamPool();
   UpstreamPool(const UpstreamPool&) = delete;
@@ -33,8 +40,12 @@ class UpstreamPool {
   void put(const net::SocketAddr& addr, BevPtr bev);
   // The same for any key: verified TLS connections are pooled under tlsKey(address, SNI), apart
   // from plain ones, so a request only ever reuses a connection made for the same origin name.
-  BevPtr take(const std::string& key);
-  void put(const std::string& key, BevPtr bev);
+  BevPtr take(const std::string& key, Clock::time_point now = Clock::now());
+  void put(const std::string& key, BevPtr bev, Clock::time_point now = Clock::now());
+  // What giving back a parked connection's buffers means; by default SSL_free_buffers on a TLS
+  // bufferevent (OpenSSL frees nothing while a record is half read or half written, and
+  // allocates the buffers again on the next read or write). Tests count the calls.
+  void setBufferReleaser(std::function<void(bufferevent*)> release) { release_ = std::move(release); }
   static std::string tlsKey(const net::SocketAddr& addr, std::string_view sni);
   bool has(const std::string& key) const { return byKey_.count(key) != 0; }
   void clear();
@@ -42,17 +53,26 @@ class UpstreamPool {
   uint64_t reuses() const { return reuses_; }
 
  private:
+  struct Idle;
+  using List = std::list<Idle>;
   struct Idle {
     std::string key;
     BevPtr bev;
     UpstreamPool* pool;
+    Clock::time_point parkedAt;
+    List::iterator self;  // this node, for the bufferevent callbacks
   };
-  using List = std::list<Idle>;
   static void onIdleRead(bufferevent* bev, void* arg);
   static void onIdleEvent(bufferevent* bev, short what, void* arg);
   void drop(List::iterator it);
+  // Gives back the buffers of every connection parked before now - kKeepBuffersFor.
+  void releaseStale(Clock::time_point now);
 
   List lru_;  // front = most recently parked
+  // The connections from lean_ to the back have given their buffers back. Parking adds at the
+  // front and entries only age, so the released ones are always a suffix of lru_.
+  List::iterator lean_ = lru_.end();
+  std::function<void(bufferevent*)> release_;
   std::unordered_map<std::string, std::list<List::iterator>> byKey_;
   size_t maxTotal_ = 256, maxPerKey_ = 16;
   std::chrono::milliseconds idle_{30'000};

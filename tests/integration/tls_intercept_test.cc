@@ -69,6 +69,7 @@ class TlsIntercept : public ProxyTest {
     if (pki_.empty()) pki();
     ProxyConfig cfg = env_.proxyConfig();
     cfg.connectPorts = {"\"1025-65535\""};
+    if (!workers_.empty()) cfg.workers = workers_;
     for (const char* n : {"good", "expired", "notyet", "wronghost", "selfsigned", "untrusted", "nointer", "rsa1024",
                           "sha1", "clientauth", "old", "other", "cnonly", "clientonly", "leafca",
                           "constrained", "expiredinter"})
@@ -112,6 +113,7 @@ class TlsIntercept : public ProxyTest {
   }
   void expectDownloadCutShort(const std::string& how);
   std::string pki_, root_;
+  std::string workers_;  // empty: the harness default
 };
 
 TEST_F(TlsIntercept, GoodOriginIsDecryptedOnALeafCopiedFromIt) {
@@ -701,6 +703,40 @@ TEST_F(TlsIntercept, IdleProxyWithPooledUpstreamsUsesNoCpu) {
   auto again = via("good.pki.test", origin->port());
   ASSERT_TRUE(again->handshakeOk()) << again->error();
   EXPECT_EQ(again->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
+}
+
+// A pooled origin connection that waited long enough to give its record buffers back is taken
+// again for the next client and carries multi-megabyte bodies intact (OpenSSL allocates the
+// buffers again, read-ahead included): no new TCP connection, no new handshake at the origin.
+TEST_F(TlsIntercept, PooledUpstreamThatGaveItsBuffersBackServesTheNextClient) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  workers_ = "1";  // pools are per worker: every client meets the same one
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  const std::string host = "good.pki.test";
+  {
+    auto first = via(host, origin->port());
+    ASSERT_TRUE(first->handshakeOk()) << first->error();
+    ASSERT_EQ(first->roundTrip(get(host, origin->port(), "/size/100")).status, 200);
+  }
+  auto before = origin->stats();
+  const size_t sizes[] = {3 * kMiB + 17, 100, 1 * kMiB};
+  for (size_t size : sizes) {
+    std::this_thread::sleep_for(Millis(300));  // past the pool's 100 ms: buffers given back
+    auto next = via(host, origin->port());
+    ASSERT_TRUE(next->handshakeOk()) << next->error();
+    Response r = next->roundTrip(get(host, origin->port(), "/size/" + std::to_string(size)));
+    ASSERT_TRUE(r.complete) << r.summary();
+    EXPECT_EQ(r.status, 200);
+    EXPECT_TRUE(r.body == testorigin::patternString(size)) << "the body of " << size << " bytes arrives intact";
+    // A second request at once on the same client connection, on the same pooled upstream.
+    Response again = next->roundTrip(get(host, origin->port(), "/size/70000"));
+    EXPECT_EQ(again.status, 200);
+    EXPECT_TRUE(again.body == testorigin::patternString(70000));
+  }
+  auto after = origin->stats();
+  EXPECT_EQ(after.connections, before.connections) << "every request went on the pooled connection";
+  EXPECT_EQ(after.tlsHandshakes, before.tlsHandshakes + 1) << "only the second /stats shook hands";
 }
 
 // A second upstream connection to an origin resumes the TLS session the first one got (an
