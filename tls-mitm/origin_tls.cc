@@ -203,10 +203,10 @@ Result<std::shared_ptr<OriginTls>> OriginTls::create(const OriginTlsOptions& opt
   // Read ahead into a 64 KiB buffer: one read() takes the records that have arrived instead of
   // two read()s per record (header, then body). The proxy pokes its read event while records
   // wait inside OpenSSL (client_conn.cc, pokeTlsPending) and never pools such a connection.
-  // The buffers stay allocated for the connection's life (no SSL_MODE_RELEASE_BUFFERS): freeing
-  // and re-allocating 64 KiB per record made glibc trim and fault pages in (S6a twice as slow
-  // in some runs). That is ~85 KiB per origin connection (the pool keeps at most 256 idle ones
-  // per worker); client-side connections, the many, still release theirs when idle.
+  // The buffers are not released per record (no SSL_MODE_RELEASE_BUFFERS): freeing and
+  // re-allocating 64 KiB per record made glibc trim and fault pages in (S6a twice as slow in
+  // some runs). That is ~85 KiB per busy origin connection; one that has waited 100 ms in the
+  // pool gives them back (upstream_pool.cc). Client-side connections release theirs when idle.
   SSL_CTX_set_read_ahead(ctx, 1);
   SSL_CTX_set_default_read_buffer_len(ctx, 64 * 1024);
   SSL_CTX_set_cipher_list(ctx,
