@@ -52,8 +52,9 @@ struct Metrics {
   // reason), origin certificates refused, AIA fetches, client handshakes that failed.
   Counter bumped{0}, bumpTunnelled{0}, originCertRefused{0}, aiaFetches{0}, clientTlsFailed{0};
   Counter upstreamTlsHandshakes{0}, upstreamTlsResumed{0};  // towards origins; resumed = abbreviated
-  Counter reputationErrors{0};
-  Counter h2Sessions{0}, h2Streams{0};  // intercepted clients speaking HTTP/2, and their streams  // lookups the store could not answer (on_error applied)
+  Counter reputationErrors{0};          // lookups the store could not answer (on_error applied)
+  Counter h2Sessions{0}, h2Streams{0};  // intercepted clients speaking HTTP/2, and their streams
+  Counter upstreamIdle{0};              // a gauge: connections waiting in the worker's pool now
   Counter bytesFromClients{0}, bytesToClients{0};
   std::array<Counter, 6> byStatusClass{};  // 0 = none, 1xx..5xx
   std::array<Counter, size_t(Reason::Count_)> byReason{};

@@ -263,9 +263,11 @@ void Server::metrics(evhttp_request* req) {
   addCounter(out, "sekisho_upstream_connects_total", "New upstream TCP connections.", "counter", sum(&Metrics::upstreamConnects));
   addCounter(out, "sekisho_upstream_reuses_total", "Requests sent on a pooled upstream connection.", "counter", sum(&Metrics::upstreamReuses));
   addCounter(out, "sekisho_upstream_retries_total", "Requests retried after a pooled connection turned out closed.", "counter", sum(&Metrics::upstreamRetries));
+  addCounter(out, "sekisho_upstream_idle_connections", "Upstream connections idle in the pools now (verified TLS ones included).", "gauge", sum(&Metrics::upstreamIdle));
   addCounter(out, "sekisho_tls_intercepted_total", "CONNECT tunnels decrypted (origin verified, leaf minted).", "counter", sum(&Metrics::bumped));
   addCounter(out, "sekisho_tls_tunnelled_total", "CONNECT tunnels passed through undecrypted after the ClientHello.", "counter", sum(&Metrics::bumpTunnelled));
   addCounter(out, "sekisho_tls_origin_cert_refused_total", "Origin certificates that failed verification.", "counter", sum(&Metrics::originCertRefused));
+  addCounter(out, "sekisho_reputation_errors_total", "Lookups the reputation store could not answer (on_error decided: open lets them through).", "counter", sum(&Metrics::reputationErrors));
   addCounter(out, "sekisho_h2_sessions_total", "Intercepted client connections that chose HTTP/2.", "counter", sum(&Metrics::h2Sessions));
   addCounter(out, "sekisho_h2_streams_total", "HTTP/2 streams (each one request through the HTTP/1.1 path).", "counter", sum(&Metrics::h2Streams));
   addCounter(out, "sekisho_tls_upstream_handshakes_total", "TLS handshakes with origins.", "counter", sum(&Metrics::upstreamTlsHandshakes));

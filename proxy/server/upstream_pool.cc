@@ -19,6 +19,7 @@ void UpstreamPool::clear() {
   byKey_.clear();
   lru_.clear();  // frees the bufferevents (and closes their sockets)
   lean_ = lru_.end();
+  publishSize();
 }
 
 BevPtr UpstreamPool::take(const net::SocketAddr& addr) { return take(keyOf(addr)); }
@@ -42,6 +43,7 @@ BevPtr UpstreamPool::take(const std::string& key, Clock::time_point now) {
   BevPtr bev = std::move(li->bev);
   if (li == lean_) lean_ = std::next(li);
   lru_.erase(li);
+  publishSize();
   bufferevent_setcb(bev.get(), nullptr, nullptr, nullptr, nullptr);
   bufferevent_set_timeouts(bev.get(), nullptr, nullptr);
   ++reuses_;
@@ -58,6 +60,7 @@ void UpstreamPool::put(const std::string& key, BevPtr bev, Clock::time_point now
   auto li = lru_.begin();
   li->self = li;
   byKey_[key].push_front(li);
+  publishSize();
   bufferevent* b = li->bev.get();
   // The arg is the list node; std::list iterators stay valid until that node is erased.
   bufferevent_setcb(b, &UpstreamPool::onIdleRead, nullptr, &UpstreamPool::onIdleEvent, &*li);
@@ -74,6 +77,7 @@ void UpstreamPool::drop(List::iterator it) {
   }
   if (it == lean_) lean_ = std::next(it);
   lru_.erase(it);
+  publishSize();
 }
 
 void UpstreamPool::releaseStale(Clock::time_point now) {

@@ -7,7 +7,9 @@
 #pragma once
 #include <event2/bufferevent.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <list>
 #include <string>
@@ -46,6 +48,8 @@ class UpstreamPool {
   // bufferevent (OpenSSL frees nothing while a record is half read or half written, and
   // allocates the buffers again on the next read or write). Tests count the calls.
   void setBufferReleaser(std::function<void(bufferevent*)> release) { release_ = std::move(release); }
+  // Kept equal to size() (for /metrics, read by another thread).
+  void setSizeGauge(std::atomic<uint64_t>* gauge) { gauge_ = gauge; }
   static std::string tlsKey(const net::SocketAddr& addr, std::string_view sni);
   bool has(const std::string& key) const { return byKey_.count(key) != 0; }
   void clear();
@@ -67,12 +71,16 @@ class UpstreamPool {
   void drop(List::iterator it);
   // Gives back the buffers of every connection parked before now - kKeepBuffersFor.
   void releaseStale(Clock::time_point now);
+  void publishSize() {
+    if (gauge_) gauge_->store(lru_.size(), std::memory_order_relaxed);
+  }
 
   List lru_;  // front = most recently parked
   // The connections from lean_ to the back have given their buffers back. Parking adds at the
   // front and entries only age, so the released ones are always a suffix of lru_.
   List::iterator lean_ = lru_.end();
   std::function<void(bufferevent*)> release_;
+  std::atomic<uint64_t>* gauge_ = nullptr;
   std::unordered_map<std::string, std::list<List::iterator>> byKey_;
   size_t maxTotal_ = 256, maxPerKey_ = 16;
   std::chrono::milliseconds idle_{30'000};

@@ -73,6 +73,7 @@ void Worker::closeAll() {
 void Worker::applyConfig() {
   resolver_->setOverrides(overridesOf(*cfg_));
   pool_.setLimits(cfg_->limits.maxIdleUpstream, cfg_->limits.maxIdleUpstreamPerHost, cfg_->timeouts.upstreamIdle);
+  pool_.setSizeGauge(&metrics_.upstreamIdle);
   const auto& rep = cfg_->reputation;
   policy_ = policyOf(*cfg_);
   // The Redis store, made (again) when the URL or its settings change. Lookups in flight on the

@@ -133,8 +133,8 @@ class Worker {
   mutable std::mutex redisStateMu_;
   std::string redisState_;
   std::unique_ptr<Resolver> resolver_;
+  Metrics metrics_;    // before pool_, which writes its gauge until destroyed
   UpstreamPool pool_;
-  Metrics metrics_;
   std::unique_ptr<DirectFlush> flush_;  // direct TLS writes on this loop (direct_flush.h)
   std::vector<ListenerPtr> listeners_;
   std::unordered_map<uint64_t, ClientConn*> conns_;

@@ -317,6 +317,7 @@ struct ProxyConfig {
   std::string accessLog;         // "": <dir>/access.log
   std::string extra;             // raw YAML lines appended at the end
   std::vector<std::string> env;  // "K=V" for the proxy process
+  uint16_t adminPort = 0;         // the admin listener (/metrics, /lookup) on 127.0.0.1; 0: off
 };
 
 class Proxy {

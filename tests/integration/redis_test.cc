@@ -32,8 +32,9 @@ class ProxyRedis : public ProxyTest {
         << "redis-server did not answer PING";
   }
   std::string storeUrl() const { return "redis://127.0.0.1:" + std::to_string(redisPort_) + "/0"; }
-  Proxy* startRedisProxy(const std::string& onError, const std::string& log) {
+  Proxy* startRedisProxy(const std::string& onError, const std::string& log, uint16_t adminPort = 0) {
     ProxyConfig cfg = env_.proxyConfig();
+    cfg.adminPort = adminPort;
     cfg.resolve = {{"fine.test", "127.0.0.1"}, {"bad.test", "127.0.0.1"}, {"other.test", "127.0.0.1"}};
     cfg.accessLog = env_.path(log);
     cfg.extra = "reputation: {store: \"" + storeUrl() + "\", on_error: " + onError + ", deadline: 300ms}\n";
@@ -94,7 +95,8 @@ TEST_F(ProxyRedis, AnImportedFeedChangesTheAnswerOnEveryProxyWithinASecond) {
 TEST_F(ProxyRedis, RedisDownIsOnErrorsToDecideAndItsReturnIsUsedAgain) {
   ASSERT_NO_FATAL_FAILURE(startOrigin());
   ASSERT_NO_FATAL_FAILURE(startRedis());
-  Proxy* open = startRedisProxy("open", "open.log");
+  uint16_t admin = pickFreePort();
+  Proxy* open = startRedisProxy("open", "open.log", admin);
   ASSERT_NE(open, nullptr);
   Proxy* closed = startRedisProxy("closed", "closed.log");
   ASSERT_NE(closed, nullptr);
@@ -106,6 +108,14 @@ TEST_F(ProxyRedis, RedisDownIsOnErrorsToDecideAndItsReturnIsUsedAgain) {
   redis_->waitExit(Millis(3000));
   // Names never asked before (no cached answer): open lets them through, closed refuses with a page.
   EXPECT_EQ(statusVia(*open, "other.test"), 200);
+  {  // ... and says so in /metrics, since no refusal counts it
+    Client a(admin);
+    Response m = a.roundTrip("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    ASSERT_EQ(m.status, 200) << m.summary();
+    auto at = m.body.find("\nsekisho_reputation_errors_total ");
+    ASSERT_NE(at, std::string::npos) << m.body;
+    EXPECT_GE(std::stol(m.body.substr(at + 33)), 1) << m.body.substr(at, 40);
+  }
   Client c(closed->port());
   Response refused = c.roundTrip("GET http://other.test:" + std::to_string(origin().port()) +
                                  "/size/10 HTTP/1.1\r\nHost: other.test\r\n\r\n");

@@ -16,10 +16,14 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <map>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <atomic>
 #include <thread>
 
+#include "version.h"
 #include "tests/integration/harness.h"
 
 namespace sekisho::it {
@@ -70,6 +74,7 @@ class TlsIntercept : public ProxyTest {
     ProxyConfig cfg = env_.proxyConfig();
     cfg.connectPorts = {"\"1025-65535\""};
     if (!workers_.empty()) cfg.workers = workers_;
+    cfg.adminPort = adminPort_;
     for (const char* n : {"good", "expired", "notyet", "wronghost", "selfsigned", "untrusted", "nointer", "rsa1024",
                           "sha1", "clientauth", "old", "other", "cnonly", "clientonly", "leafca",
                           "constrained", "expiredinter"})
@@ -114,6 +119,7 @@ class TlsIntercept : public ProxyTest {
   void expectDownloadCutShort(const std::string& how);
   std::string pki_, root_;
   std::string workers_;  // empty: the harness default
+  uint16_t adminPort_ = 0;  // 0: admin listener off
 };
 
 TEST_F(TlsIntercept, GoodOriginIsDecryptedOnALeafCopiedFromIt) {
@@ -737,6 +743,80 @@ TEST_F(TlsIntercept, PooledUpstreamThatGaveItsBuffersBackServesTheNextClient) {
   auto after = origin->stats();
   EXPECT_EQ(after.connections, before.connections) << "every request went on the pooled connection";
   EXPECT_EQ(after.tlsHandshakes, before.tlsHandshakes + 1) << "only the second /stats shook hands";
+}
+
+// /metrics on the admin listener is Prometheus text (every sample under a HELP and a TYPE, names
+// and values well formed, counters named *_total) and counts what the clients did: a decrypted
+// connection with two requests on one verified origin connection, now idle in the pool, and an
+// origin whose certificate is refused.
+TEST_F(TlsIntercept, MetricsArePrometheusTextAndCountInterceptedTraffic) {
+  Origin* good = tlsOrigin("good");
+  Origin* expired = tlsOrigin("expired");
+  ASSERT_NE(good, nullptr);
+  ASSERT_NE(expired, nullptr);
+  adminPort_ = pickFreePort();
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  {
+    auto t = via("good.pki.test", good->port());
+    ASSERT_TRUE(t->handshakeOk()) << t->error();
+    EXPECT_EQ(t->roundTrip(get("good.pki.test", good->port(), "/size/1000")).status, 200);
+    EXPECT_EQ(t->roundTrip(get("good.pki.test", good->port(), "/size/2000")).status, 200);
+  }
+  {
+    auto bad = via("expired.pki.test", expired->port());
+    ASSERT_TRUE(bad->handshakeOk()) << bad->error();
+    EXPECT_EQ(bad->roundTrip(get("expired.pki.test", expired->port(), "/")).status, 502);
+  }
+  std::map<std::string, double> v;
+  std::string text;
+  for (int attempt = 0; attempt < 50; ++attempt) {  // the clients' closes reach the proxy
+    Client admin(adminPort_);
+    ASSERT_TRUE(admin.connected());
+    Response r = admin.roundTrip("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    ASSERT_EQ(r.status, 200) << r.summary();
+    EXPECT_NE(r.header("Content-Type").value_or("").find("text/plain"), std::string::npos);
+    text = r.body;
+    v.clear();
+    std::map<std::string, std::string> types;
+    std::set<std::string> helped;
+    std::istringstream lines(text);
+    std::string line;
+    const std::regex sample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-z_]+="[^"\\]*"(,[a-z_]+="[^"\\]*")*\})? (-?[0-9]+(\.[0-9]+)?)$)");
+    const std::regex help(R"(^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) \S.*$)");
+    const std::regex type(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge)$)");
+    while (std::getline(lines, line)) {
+      std::smatch m;
+      if (std::regex_match(line, m, help)) {
+        helped.insert(m[1]);
+      } else if (std::regex_match(line, m, type)) {
+        EXPECT_TRUE(helped.count(m[1])) << "TYPE before HELP: " << line;
+        EXPECT_FALSE(types.count(m[1])) << "a family typed twice: " << line;
+        types[m[1]] = m[2];
+        bool total = std::string(m[1]).size() > 6 && std::string(m[1]).substr(std::string(m[1]).size() - 6) == "_total";
+        EXPECT_EQ(total, m[2] == "counter") << "counters and only counters end in _total: " << line;
+      } else if (std::regex_match(line, m, sample)) {
+        EXPECT_TRUE(types.count(m[1])) << "a sample without HELP/TYPE: " << line;
+        v[std::string(m[1]) + std::string(m[2])] += std::stod(m[4]);
+      } else {
+        ADD_FAILURE() << "not Prometheus text: [" << line << "]";
+      }
+    }
+    if (v["sekisho_upstream_idle_connections"] >= 1 && v["sekisho_connections_active"] == 0) break;
+    std::this_thread::sleep_for(Millis(100));
+  }
+  EXPECT_EQ(v["sekisho_tls_intercepted_total"], 1) << "decrypted towards a verified origin" << text;
+  EXPECT_EQ(v["sekisho_tls_origin_cert_refused_total"], 1) << text;
+  // The CONNECT and the request inside it, each logged with the reason.
+  EXPECT_EQ(v["sekisho_refusals_total{reason=\"upstream_cert_invalid\"}"], 2) << text;
+  EXPECT_GE(v["sekisho_requests_total"], 5) << text;  // two CONNECTs and three requests inside
+  EXPECT_GE(v["sekisho_responses_total{class=\"2xx\"}"], 4) << text;
+  EXPECT_GE(v["sekisho_responses_total{class=\"5xx\"}"], 1) << text;
+  EXPECT_EQ(v["sekisho_tls_upstream_handshakes_total"], 2) << text;  // good, then expired (refused)
+  EXPECT_EQ(v["sekisho_tls_leaf_mints_total"], 2) << text;
+  EXPECT_GE(v["sekisho_upstream_reuses_total"], 1) << text;  // the second request at least
+  EXPECT_EQ(v["sekisho_upstream_idle_connections"], 1) << "the verified connection to good waits" << text;
+  EXPECT_EQ(v["sekisho_connections_active"], 0) << text;
+  EXPECT_EQ(v["sekisho_build_info{version=\"" SEKISHO_VERSION "\"}"], 1) << text;
 }
 
 // A second upstream connection to an origin resumes the TLS session the first one got (an

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <set>
 #include <string>
@@ -122,6 +123,29 @@ TEST_F(UpstreamPoolTest, ReleasedConnectionsCanBeTakenClosedOrEvicted) {
   std::set<bufferevent*> unique(released_.begin(), released_.end());
   EXPECT_EQ(unique.size(), 8u);
   EXPECT_FALSE(wasReleased(pa));
+}
+
+TEST_F(UpstreamPoolTest, TheSizeGaugeFollowsEveryChange) {
+  std::atomic<uint64_t> gauge{99};
+  pool_.setSizeGauge(&gauge);
+  int peer = -1;
+  pool_.put("a", conn(&peer), t0_);
+  pool_.put("b", conn(), t0_);
+  pool_.put("b", conn(), t0_);
+  EXPECT_EQ(gauge.load(), 3u);
+  BevPtr b = pool_.take("b", t0_);
+  EXPECT_EQ(gauge.load(), 2u);
+  ::close(peer);  // the origin closes a
+  peers_.erase(std::find(peers_.begin(), peers_.end(), peer));
+  event_base_loop(base_, EVLOOP_NONBLOCK);
+  event_base_loop(base_, EVLOOP_NONBLOCK);
+  EXPECT_EQ(gauge.load(), 1u);
+  pool_.setLimits(1, 1, 30s);
+  pool_.put("c", std::move(b), t0_);  // evicts the other b
+  EXPECT_EQ(gauge.load(), 1u);
+  pool_.clear();
+  EXPECT_EQ(gauge.load(), 0u);
+  pool_.setSizeGauge(nullptr);
 }
 
 // Without a releaser the pool frees TLS buffers through OpenSSL and leaves plain connections be.
