@@ -620,6 +620,44 @@ TEST_F(TlsIntercept, OriginDyingMidBodyIsNotPassedOffAsComplete) {
   EXPECT_EQ(other->roundTrip(get("good.pki.test", spare->port(), "/size/5")).status, 200);
 }
 
+// A verified origin that takes the request and then never answers gets a 504 page inside the
+// decrypted connection once first_byte passes (2 s here); one that resets the connection instead
+// gets a 502. Both are logged with their reason; each page says Connection: close, the proxy
+// closes that client connection, and the client's next connection is served.
+TEST_F(TlsIntercept, OriginHangingOrResettingAfterTheRequestGetsAPage) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  const std::string host = "good.pki.test", port = std::to_string(origin->port());
+  struct Case {
+    const char* path;
+    int status;
+    const char* reason;
+  };
+  for (const Case& c : {Case{"/hang", 504, "reason=upstream_timeout"}, Case{"/reset", 502, "reason=upstream_reset"}}) {
+    auto t = via(host, origin->port());
+    ASSERT_TRUE(t->handshakeOk()) << t->error();
+    const auto start = std::chrono::steady_clock::now();
+    Response r = t->roundTrip(get(host, origin->port(), c.path));
+    const auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_TRUE(r.complete) << c.path << ": " << r.summary();
+    EXPECT_EQ(r.status, c.status) << r.summary();
+    EXPECT_EQ(r.header("Connection").value_or(""), "close") << c.path;
+    EXPECT_NE(r.body.find("ref"), std::string::npos) << "the page carries its reference id";
+    if (c.status == 504) {
+      EXPECT_GE(took, std::chrono::milliseconds(1900)) << "first_byte is 2 s";
+    }
+    EXPECT_LT(took, std::chrono::seconds(6)) << c.path;
+    EXPECT_TRUE(t->client().waitClosed(Millis(3000))) << c.path << ": the connection was announced closed";
+    EXPECT_TRUE(proxy().waitLogLineWith("GET https://" + host + ":" + port + c.path, c.reason));
+  }
+  auto next = via(host, origin->port());
+  ASSERT_TRUE(next->handshakeOk()) << next->error();
+  Response r = next->roundTrip(get(host, origin->port(), "/size/70000"));
+  EXPECT_EQ(r.status, 200) << r.summary();
+  EXPECT_TRUE(r.body == testorigin::patternString(70000)) << "the next body arrives intact";
+}
+
 // The origin promises 4 MiB and breaks off after 300,000 bytes in the way `how` names (a query of
 // test_origin's /size/): the client's connection ends within 5 s, short of the promised length
 // (never a "complete" short body), the access log says TCP_MISS_ABORTED, and the worker serves
