@@ -248,6 +248,7 @@ TEST_F(TlsIntercept, OriginAskingForAClientCertificateIsTunnelledAndRemembered) 
   o.requireClientCert = true;
   Origin* origin = tlsOrigin(o);
   ASSERT_NE(origin, nullptr);
+  adminPort_ = pickFreePort();
   ASSERT_NO_FATAL_FAILURE(startIntercepting());
   TlsOptions withCert;
   withCert.certFile = pki_ + "/client.crt";
@@ -267,6 +268,28 @@ TEST_F(TlsIntercept, OriginAskingForAClientCertificateIsTunnelledAndRemembered) 
   EXPECT_NE(first, std::string::npos) << err;
   EXPECT_EQ(err.find("asks for a client certificate", first + 1), std::string::npos) << "remembered: asked once";
   EXPECT_TRUE(proxy().waitLogLineWith("TCP_TUNNEL/200", "CONNECT good.pki.test"));
+  // The admin sees the host listed, with its kind, the time it is remembered until (in the
+  // future) and the connections tunnelled because of it.
+  Client admin(adminPort_);
+  Response list = admin.roundTrip("GET /tls/remembered HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  ASSERT_EQ(list.status, 200) << list.summary();
+  std::istringstream lines(list.body);
+  std::string line, host, kind;
+  long long since = 0, until = 0;
+  unsigned long long hits = 0;
+  bool found = false;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream f(line);
+    ASSERT_TRUE(f >> host >> kind >> since >> until >> hits) << line;
+    if (host.find("good.pki.test") == std::string::npos) continue;
+    found = true;
+    EXPECT_EQ(kind, "client_cert") << line;
+    EXPECT_GT(until, static_cast<long long>(time(nullptr))) << line;
+    EXPECT_LE(since, static_cast<long long>(time(nullptr))) << line;
+    EXPECT_GE(hits, 1u) << line;
+  }
+  EXPECT_TRUE(found) << list.body;
 }
 
 TEST_F(TlsIntercept, IpHostGetsALeafWithTheIpSan) {
