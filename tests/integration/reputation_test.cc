@@ -9,7 +9,7 @@ namespace {
 
 class ProxyReputation : public ProxyTest {
  protected:
-  void startWithLists() {
+  void startWithLists(uint16_t adminPort = 0) {
     ASSERT_NO_FATAL_FAILURE(startOrigin());
     ASSERT_TRUE(writeFileAtomic(env_.path("c2.txt"), "# test C&C list\r\nbad.example\r\nnot a host\r\n"));
     ASSERT_TRUE(writeFileAtomic(env_.path("drop.txt"), "; Spamhaus DROP style\n127.66.0.0/16 ; SBL1\n"));
@@ -23,6 +23,7 @@ class ProxyReputation : public ProxyTest {
         "  lists:\n"
         "    - {file: c2.txt, format: domains, category: c2}\n"
         "    - {file: drop.txt, format: cidr, category: malware}\n";
+    cfg.adminPort = adminPort;
     ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
   }
 };
@@ -44,6 +45,36 @@ TEST_F(ProxyReputation, BlocksListedDomainAndItsSubdomainsBeforeContactingTheOri
   // Unlisted names pass.
   Response ok = viaProxy("GET http://fine.test:" + port + "/size/10 HTTP/1.1\r\nHost: fine.test\r\n\r\n");
   EXPECT_EQ(ok.status, 200) << ok.summary();
+}
+
+// The admin's /lookup answers what the request path would decide, with the rule that decided,
+// for a URL or a bare host name; what it cannot check is a 400 with the reason, never a verdict.
+TEST_F(ProxyReputation, AdminLookupExplainsTheVerdict) {
+  uint16_t admin = pickFreePort();
+  ASSERT_NO_FATAL_FAILURE(startWithLists(admin));
+  auto ask = [&](const std::string& target) {
+    Client c(admin);
+    return c.roundTrip("GET /lookup?url=" + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  };
+  Response blocked = ask("http%3A%2F%2Fsub.bad.example%2Fpath%3Fq%3D1");
+  ASSERT_EQ(blocked.status, 200) << blocked.summary();
+  EXPECT_NE(blocked.body.find("target: http://sub.bad.example/path?q=1"), std::string::npos) << blocked.body;
+  EXPECT_NE(blocked.body.find("verdict: block"), std::string::npos) << blocked.body;
+  EXPECT_NE(blocked.body.find("domain:bad.example"), std::string::npos) << "the rule is named: " << blocked.body;
+  Response host = ask("SUB.Bad.Example");
+  ASSERT_EQ(host.status, 200) << host.summary();
+  EXPECT_NE(host.body.find("target: sub.bad.example"), std::string::npos) << host.body;
+  EXPECT_NE(host.body.find("verdict: block"), std::string::npos) << host.body;
+  Response fine = ask("fine.test");
+  ASSERT_EQ(fine.status, 200) << fine.summary();
+  EXPECT_EQ(fine.body.find("verdict: block"), std::string::npos) << fine.body;
+  EXPECT_NE(fine.body.find("verdict: "), std::string::npos) << fine.body;
+  Response bad = ask("http%3A%2F%2Fexa%20mple.test%2F");
+  EXPECT_EQ(bad.status, 400) << bad.summary();
+  EXPECT_EQ(bad.body.find("verdict"), std::string::npos) << bad.body;
+  Response none = ask("");
+  EXPECT_EQ(none.status, 400) << none.summary();
+  EXPECT_NE(none.body.find("usage"), std::string::npos) << none.body;
 }
 
 TEST_F(ProxyReputation, BlocksConnectToListedHostWithoutContactingIt) {
