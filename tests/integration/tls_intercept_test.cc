@@ -117,6 +117,13 @@ class TlsIntercept : public ProxyTest {
     return "GET " + path + " HTTP/1.1\r\nHost: " + host + ":" + std::to_string(port) + "\r\n\r\n";
   }
   void expectDownloadCutShort(const std::string& how);
+  // A new client of good.pki.test at `port` shakes hands with the proxy and gets a 200: the
+  // worker goes on serving after whatever the test did.
+  void expectServed(uint16_t port) {
+    auto t = via("good.pki.test", port);
+    ASSERT_TRUE(t->handshakeOk()) << t->error();
+    EXPECT_EQ(t->roundTrip(get("good.pki.test", port, "/size/5")).status, 200);
+  }
   std::string pki_, root_;
   std::string workers_;  // empty: the harness default
   uint16_t adminPort_ = 0;  // 0: admin listener off
@@ -413,9 +420,7 @@ TEST_F(TlsIntercept, GarbageHelloIsRefusedAndTheWorkerServesOthers) {
   ASSERT_TRUE(c.send(std::string("\x16\x03\x01\x00\x08\x01\x00\x00\x04\x03\x03zz", 13)));
   EXPECT_TRUE(c.waitClosed(Millis(5000)));
   EXPECT_TRUE(proxy().waitLogLineWith("CONNECT good.pki.test", "reason=bad_request"));
-  auto t = via("good.pki.test", origin->port());
-  ASSERT_TRUE(t->handshakeOk()) << t->error();
-  EXPECT_EQ(t->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
+  ASSERT_NO_FATAL_FAILURE(expectServed(origin->port()));
 }
 
 TEST_F(TlsIntercept, SlowHelloIsClosedNotTunnelled) {
@@ -460,9 +465,7 @@ TEST_F(TlsIntercept, ClientStoppingMidHandshakeIsClosed) {
   const auto start = std::chrono::steady_clock::now();
   EXPECT_TRUE(c.waitClosed(Millis(8000)));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(6));
-  auto t = via("good.pki.test", origin->port());
-  ASSERT_TRUE(t->handshakeOk()) << t->error();
-  EXPECT_EQ(t->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
+  ASSERT_NO_FATAL_FAILURE(expectServed(origin->port()));
 }
 
 TEST_F(TlsIntercept, SlowRequestHeadInsideTlsGetsATimeout) {
@@ -505,9 +508,7 @@ TEST_F(TlsIntercept, OriginThatNeverHandshakesGetsATimeoutPage) {
   Response r = t->roundTrip(get("good.pki.test", port, "/"), slow);
   EXPECT_EQ(r.status, 504) << r.summary();
   ::close(l);
-  auto ok = via("good.pki.test", good->port());
-  ASSERT_TRUE(ok->handshakeOk()) << ok->error();
-  EXPECT_EQ(ok->roundTrip(get("good.pki.test", good->port(), "/size/5")).status, 200);
+  ASSERT_NO_FATAL_FAILURE(expectServed(good->port()));
 }
 
 TEST_F(TlsIntercept, OriginResettingTheHandshakeGetsAPageInWords) {
@@ -541,9 +542,7 @@ TEST_F(TlsIntercept, OriginResettingTheHandshakeGetsAPageInWords) {
   ::close(l);
   resetter.join();
   EXPECT_GE(resets.load(), 1);
-  auto ok = via("good.pki.test", good->port());
-  ASSERT_TRUE(ok->handshakeOk()) << ok->error();
-  EXPECT_EQ(ok->roundTrip(get("good.pki.test", good->port(), "/size/5")).status, 200);
+  ASSERT_NO_FATAL_FAILURE(expectServed(good->port()));
 }
 
 TEST_F(TlsIntercept, LargeDownloadStreamsWithFlatMemory) {
@@ -591,9 +590,7 @@ TEST_F(TlsIntercept, ClientThatNeverReadsCostsBoundedMemory) {
   }
   // The records wait in the kernel and in one buffer per direction, not in the proxy's heap.
   EXPECT_LT(peak - before, 8 * 1024 * kRssSlack) << "RSS grew by " << (peak - before) << " KiB";
-  auto other = via("good.pki.test", origin->port());
-  ASSERT_TRUE(other->handshakeOk()) << other->error();
-  EXPECT_EQ(other->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
+  ASSERT_NO_FATAL_FAILURE(expectServed(origin->port()));
 }
 
 TEST_F(TlsIntercept, ClientClosingMidBodyEndsTheExchangeAndNothingElse) {
@@ -613,9 +610,7 @@ TEST_F(TlsIntercept, ClientClosingMidBodyEndsTheExchangeAndNothingElse) {
     }
   }  // closed mid-body
   EXPECT_TRUE(proxy().waitLogLineWith("TCP_MISS_ABORTED", "GET https://good.pki.test:" + port + "/size/"));
-  auto other = via("good.pki.test", origin->port());
-  ASSERT_TRUE(other->handshakeOk()) << other->error();
-  EXPECT_EQ(other->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
+  ASSERT_NO_FATAL_FAILURE(expectServed(origin->port()));
 }
 
 TEST_F(TlsIntercept, OriginDyingMidBodyIsNotPassedOffAsComplete) {
@@ -638,9 +633,7 @@ TEST_F(TlsIntercept, OriginDyingMidBodyIsNotPassedOffAsComplete) {
   std::string rest = t->client().readUntilClose(Millis(10000));
   EXPECT_LT(some.size() + rest.size(), size_t(512 * kMiB));
   EXPECT_FALSE(t->client().isOpen());
-  auto other = via("good.pki.test", spare->port());
-  ASSERT_TRUE(other->handshakeOk()) << other->error();
-  EXPECT_EQ(other->roundTrip(get("good.pki.test", spare->port(), "/size/5")).status, 200);
+  ASSERT_NO_FATAL_FAILURE(expectServed(spare->port()));
 }
 
 // A verified origin that takes the request and then never answers gets a 504 page inside the
@@ -701,9 +694,7 @@ void TlsIntercept::expectDownloadCutShort(const std::string& how) {
   EXPECT_NE(all.find("Content-Length: " + std::to_string(4 * kMiB)), std::string::npos);
   EXPECT_LE(all.size() - headEnd - 4, 300000u);
   EXPECT_TRUE(proxy().waitLogLineWith("TCP_MISS_ABORTED", "?" + how));
-  auto other = via("good.pki.test", origin->port());
-  ASSERT_TRUE(other->handshakeOk()) << other->error();
-  EXPECT_EQ(other->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
+  ASSERT_NO_FATAL_FAILURE(expectServed(origin->port()));
 }
 
 TEST_F(TlsIntercept, OriginEndingTlsMidBodyEndsTheDownloadAtOnce) {
@@ -767,9 +758,7 @@ TEST_F(TlsIntercept, IdleProxyWithPooledUpstreamsUsesNoCpu) {
   long hz = sysconf(_SC_CLK_TCK);
   EXPECT_LT(after - before, hz / 10) << "an idle proxy used " << (after - before) * 1000 / hz << " ms of CPU in 2 s";
   // The pooled upstreams still work.
-  auto again = via("good.pki.test", origin->port());
-  ASSERT_TRUE(again->handshakeOk()) << again->error();
-  EXPECT_EQ(again->roundTrip(get("good.pki.test", origin->port(), "/size/5")).status, 200);
+  ASSERT_NO_FATAL_FAILURE(expectServed(origin->port()));
 }
 
 // A pooled origin connection that waited long enough to give its record buffers back is taken
