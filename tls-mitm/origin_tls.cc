@@ -273,9 +273,13 @@ int sessionSlotIndex() {
 }
 }  // namespace
 
-SSL* OriginTls::newSsl(const std::string& sni, const std::string& sessionKey) const {
+SSL* OriginTls::newSsl(const std::string& sni, const std::string& sessionKey, bool offerH2) const {
   SSL* ssl = SSL_new(ctx_);
   if (!ssl) return nullptr;
+  if (offerH2) {
+    static const unsigned char kH2[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    SSL_set_alpn_protos(ssl, kH2, sizeof kH2);
+  }
   if (!sni.empty() && !isIpLiteral(sni)) SSL_set_tlsext_host_name(ssl, sni.c_str());
   SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp);
   if (sessionKey.empty()) return ssl;

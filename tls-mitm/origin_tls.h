@@ -72,13 +72,13 @@ class OriginTls : public std::enable_shared_from_this<OriginTls> {
   OriginTls& operator=(const OriginTls&) = delete;
 
   // A client SSL for one origin connection: SNI `sni` unless it is empty or an IP literal,
-  // ALPN http/1.1, OCSP stapling requested, and a client-certificate callback that records a
+  // ALPN http/1.1 (h2 first when `offerH2`: for a client that speaks HTTP/2), OCSP stapling requested, and a client-certificate callback that records a
   // CertificateRequest (and offers no certificate).
   // `sessionKey` (the upstream pool key: address and SNI) picks a TLS session saved from an
   // earlier connection to the same origin, so the next one resumes instead of a full handshake;
   // each saved session is used once. Resumption changes nothing about verification: verify()
   // still checks the chain the session recorded (and its validity today) before any request.
-  SSL* newSsl(const std::string& sni, const std::string& sessionKey = "") const;
+  SSL* newSsl(const std::string& sni, const std::string& sessionKey = "", bool offerH2 = false) const;
   // Drops the saved session for `sessionKey` (its origin failed verification).
   void forgetSession(const std::string& sessionKey) const;
   // True when the origin asked for a client certificate during the handshake of `ssl`.

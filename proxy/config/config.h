@@ -69,7 +69,7 @@ struct Config {
     std::vector<std::string> noIntercept;  // "host" or "*.domain"
     std::string upstreamCaFile;
     Millis rememberFor{3'600'000};  // client-certificate and pinned hosts stay tunnelled this long
-    bool http2 = true;  // offer h2 to intercepted clients (translated to HTTP/1.1 upstream)
+    bool http2 = true;  // offer h2 to intercepted clients (translated; h2 upstream when the origin chooses it)
     std::string leafCacheDir;       // "" = off; else minted leaves persist there (resolved against baseDir)
     size_t leafCacheEntries = 10000;  // minted leaves kept in memory (and on disk)
   } tls;

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "blockpage/ca_page.h"
@@ -176,6 +177,7 @@ struct ClientConn::Exchange {
   const char* squidCode = "TCP_MISS";
   const char* mode = nullptr;   // access-log mode when not derived from squidCode ("bump")
   bool upTls = false;           // `up` is a verified TLS connection (intercepted requests)
+  bool upH2 = false;            // `up` is a channel to an HTTP/2 origin connection (h2_origin.h)
   std::string upgrade;          // a WebSocket upgrade asked for ("websocket"), passed upstream
   std::string contentType;
   uint64_t tunnelToClient = 0;
@@ -270,6 +272,9 @@ void ClientConn::setState(ConnState s) { state_ = s; }
 void ClientConn::freeUpstream() {
   if (ex_ && ex_->up) {
     bufferevent_setcb(ex_->up.get(), nullptr, nullptr, nullptr, nullptr);
+    // A channel's H2Origin learns that the exchange is over only through an explicit EOF.
+    if (ex_->upH2) bufferevent_flush(ex_->up.get(), EV_WRITE, BEV_FINISHED);
+    ex_->upH2 = false;
     ex_->up.reset();
   }
   upPaused_ = Paused::No;
@@ -717,9 +722,15 @@ void ClientConn::connectUpstream() {
   bool isConnect = ex_->req.method == "CONNECT";
   // An intercepted CONNECT whose origin already has a verified, idle TLS connection here: answer
   // now and decide on the hello; most likely that connection serves it (no origin handshake).
-  if (isConnect && afterConnect_ == AfterConnect::Hello && !fallbackTunnel_ && interceptPossible() &&
-      w_.pool().has(UpstreamPool::tlsKey(ex_->dest, ex_->req.host)))
-    return startTunnel();
+  if (isConnect && afterConnect_ == AfterConnect::Hello && !fallbackTunnel_ && interceptPossible()) {
+    std::string key = UpstreamPool::tlsKey(ex_->dest, ex_->req.host);
+    if (w_.pool().has(key) || w_.h2Origins().has(key)) return startTunnel();
+  }
+  // An HTTP/2 client's request goes as a stream on an HTTP/2 origin connection when there is one.
+  if (!isConnect && !ex_->retried && bump_ && inner_ && w_.config()->tls.http2) {
+    if (H2Origin* o = w_.h2Origins().find(bump_->poolKey))
+      if (BevPtr ch = o->open()) return useH2Channel(std::move(ch), true);
+  }
   if (!isConnect && !ex_->retried) {
     if (BevPtr pooled = bump_ ? w_.pool().take(bump_->poolKey) : w_.pool().take(ex_->dest)) {
       ex_->up = std::move(pooled);
@@ -742,13 +753,25 @@ void ClientConn::connectUpstream() {
   }
 }
 
+// `ch` is a channel to an HTTP/2 origin connection: it takes HTTP/1.1 like any upstream.
+// `reused`: the origin connection existed before (a refused stream is then retried on a new one).
+void ClientConn::useH2Channel(BevPtr ch, bool reused) {
+  ex_->up = std::move(ch);
+  ex_->upReused = reused;
+  ex_->upTls = true;
+  ex_->upH2 = true;
+  if (reused) w_.metrics().upstreamReuses.fetch_add(1, std::memory_order_relaxed);
+  bufferevent_setcb(ex_->up.get(), &upReadCb, &upWriteCb, &upEventCb, this);
+  onUpstreamConnected();
+}
+
 void ClientConn::onUpstreamConnected() {
   const auto& cfg = *w_.config();
   // Inside an intercepted connection a new TCP connection first gets its TLS handshake and
   // verification (BumpUpstream), then comes back here with upTls set.
   if (bump_ && !fallbackTunnel_ && !ex_->upTls) return startBumpUpstream();
   evutil_socket_t fd = bufferevent_getfd(ex_->up.get());
-  if (!ex_->upReused) setNoDelay(fd);
+  if (!ex_->upReused && fd >= 0) setNoDelay(fd);
   tuneBev(ex_->up.get(), cfg.limits.bufferBytes);
   bufferevent_enable(ex_->up.get(), EV_READ);
   bufferevent_disable(ex_->up.get(), EV_WRITE);  // a pooled one may still have it on
@@ -1027,7 +1050,7 @@ void ClientConn::finishExchange() {
                   evbuffer_get_length(bufferevent_get_output(ex_->up.get())) == 0 && !tlsPending(ex_->up.get()) &&
                   !w_.draining();
   logExchange();
-  if (reusable) {
+  if (reusable && !ex_->upH2) {  // a channel carries one request: freeing it ends the h2 stream
     bufferevent_setcb(ex_->up.get(), nullptr, nullptr, nullptr, nullptr);
     if (bump_ && ex_->upTls)
       w_.pool().put(bump_->poolKey, std::move(ex_->up));
@@ -1327,6 +1350,8 @@ void ClientConn::onBumpHello(bool timedOut) {
   f.interceptEnabled = cfg.tls.intercept;
   std::string name = ex_->req.host;
   if (o.status == mitm::HelloStatus::Parsed && o.info.sniStatus == mitm::SniStatus::Valid) name = o.info.sni;
+  helloOffersH2_ = o.status == mitm::HelloStatus::Parsed &&
+                   std::find(o.info.alpn.begin(), o.info.alpn.end(), "h2") != o.info.alpn.end();
   for (const auto& pat : cfg.tls.noIntercept)
     f.noIntercept |= mitm::matchesPattern(ex_->req.host, pat) || mitm::matchesPattern(name, pat);
   time_t now = time_t(nowMs() / 1000);
@@ -1379,7 +1404,10 @@ void ClientConn::onBumpHello(bool timedOut) {
       bumpName_ = d.mintFor;
       aiaFetches_ = 0;
       if (!ex_->up) {
-        if (BevPtr pooled = w_.pool().take(UpstreamPool::tlsKey(ex_->dest, bumpName_))) {
+        std::string key = UpstreamPool::tlsKey(ex_->dest, bumpName_);
+        if (helloOffersH2_ && cfg.tls.http2)
+          if (H2Origin* o = w_.h2Origins().find(key)) return finishBump(o->ssl());  // verified when it opened
+        if (BevPtr pooled = w_.pool().take(key)) {
           ex_->up = std::move(pooled);
           ex_->upTls = true;
           w_.metrics().upstreamReuses.fetch_add(1, std::memory_order_relaxed);
@@ -1430,7 +1458,10 @@ void ClientConn::startBumpUpstream() {
   evutil_socket_t tlsFd = bufferevent_getfd(ex_->up.get());
   bufferevent_setfd(ex_->up.get(), -1);
   freeUpstream();
-  SSL* ssl = tlsFd >= 0 ? w_.facts().originTls->newSsl(name, UpstreamPool::tlsKey(ex_->dest, name)) : nullptr;
+  // h2 is offered to the origin only for a client that speaks it: an HTTP/1.1 client's requests
+  // go on HTTP/1.1 end to end, with no translation.
+  bool offerH2 = w_.config()->tls.http2 && (ex_->req.method == "CONNECT" ? helloOffersH2_ : inner_);
+  SSL* ssl = tlsFd >= 0 ? w_.facts().originTls->newSsl(name, UpstreamPool::tlsKey(ex_->dest, name), offerH2) : nullptr;
   bufferevent* b = ssl ? bufferevent_openssl_socket_new(w_.base(), tlsFd, ssl, BUFFEREVENT_SSL_CONNECTING,
                                                         BEV_OPT_CLOSE_ON_FREE)
                        : nullptr;
@@ -1542,6 +1573,12 @@ void ClientConn::verifyBumpUpstream() {
     return respondError(502, Reason::UpstreamCertInvalid, detail);
   }
   if (ex_->req.method == "CONNECT") return finishBump(ssl);
+  if (alpnIsH2(ssl)) {  // a new connection for an HTTP/2 client's request, and the origin chose h2
+    H2Origin* o = w_.h2Origins().add(UpstreamPool::tlsKey(ex_->dest, bumpName_), std::move(ex_->up));
+    BevPtr ch = o ? o->open() : nullptr;
+    if (!ch) return respondError(502, Reason::UpstreamTlsFailed, "the HTTP/2 connection to the origin could not start");
+    return useH2Channel(std::move(ch), false);
+  }
   ex_->upTls = true;
   onUpstreamConnected();
 }
@@ -1579,10 +1616,15 @@ void ClientConn::finishBump(SSL* upSsl) {
   w_.metrics().bumped.fetch_add(1, std::memory_order_relaxed);
   logExchange();  // the CONNECT line, mode bump
   // The verified connection waits in the pool for the first request (any connection of this
-  // worker to the same origin name may use it).
-  BevPtr up = std::move(ex_->up);
-  bufferevent_setcb(up.get(), nullptr, nullptr, nullptr, nullptr);
-  w_.pool().put(b->poolKey, std::move(up));
+  // worker to the same origin name may use it); one on which the origin chose h2 becomes this
+  // worker's HTTP/2 connection to it. (None when the CONNECT was served by an existing one.)
+  if (BevPtr up = std::move(ex_->up)) {
+    bufferevent_setcb(up.get(), nullptr, nullptr, nullptr, nullptr);
+    if (alpnIsH2(upSsl))
+      w_.h2Origins().add(b->poolKey, std::move(up));
+    else
+      w_.pool().put(b->poolKey, std::move(up));
+  }
   bump_ = std::move(b);
   if (!wrapClientTls(ssl)) return close();
   firstRequest_ = true;

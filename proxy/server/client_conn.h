@@ -114,6 +114,7 @@ class ClientConn {
   void checkReputation(const std::vector<net::SocketAddr>* addrs, std::function<void()> next);
   void startResolve();
   void onUpstreamConnected();
+  void useH2Channel(BevPtr ch, bool reused);
   void startRelay();
   void startTunnel();
   void startUpgraded();
@@ -206,6 +207,7 @@ class ClientConn {
   std::optional<reputation::Decision> sniDecision_;
   std::string bumpName_;        // BumpUpstream: the name sent as SNI and verified
   bool fallbackTunnel_ = false; // reconnecting in plain TCP to tunnel the client's own hello
+  bool helloOffersH2_ = false;  // the intercepted client's ClientHello offered h2 (ALPN)
   // A CONNECT answered before its origin connection exists (a verified one was idle in the pool
   // for the host): what to do once the hello decided and a new connection is needed after all.
   enum class AfterConnect : uint8_t { Hello, Bump, Tunnel };

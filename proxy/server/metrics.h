@@ -55,6 +55,9 @@ struct Metrics {
   Counter reputationErrors{0};          // lookups the store could not answer (on_error applied)
   Counter h2Sessions{0}, h2Streams{0};  // intercepted clients speaking HTTP/2, and their streams
   Counter upstreamIdle{0};              // a gauge: connections waiting in the worker's pool now
+  // HTTP/2 towards origins (h2_origin.h): connections opened, streams started on them, and a
+  // gauge of the connections open now.
+  Counter upstreamH2Sessions{0}, upstreamH2Streams{0}, upstreamH2Connections{0};
   Counter bytesFromClients{0}, bytesToClients{0};
   std::array<Counter, 6> byStatusClass{};  // 0 = none, 1xx..5xx
   std::array<Counter, size_t(Reason::Count_)> byReason{};

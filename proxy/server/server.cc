@@ -270,6 +270,9 @@ void Server::metrics(evhttp_request* req) {
   addCounter(out, "sekisho_reputation_errors_total", "Lookups the reputation store could not answer (on_error decided: open lets them through).", "counter", sum(&Metrics::reputationErrors));
   addCounter(out, "sekisho_h2_sessions_total", "Intercepted client connections that chose HTTP/2.", "counter", sum(&Metrics::h2Sessions));
   addCounter(out, "sekisho_h2_streams_total", "HTTP/2 streams (each one request through the HTTP/1.1 path).", "counter", sum(&Metrics::h2Streams));
+  addCounter(out, "sekisho_upstream_h2_connections_total", "HTTP/2 connections opened to origins (the origin chose h2 for an HTTP/2 client).", "counter", sum(&Metrics::upstreamH2Sessions));
+  addCounter(out, "sekisho_upstream_h2_streams_total", "Requests sent as streams on HTTP/2 origin connections.", "counter", sum(&Metrics::upstreamH2Streams));
+  addCounter(out, "sekisho_upstream_h2_open_connections", "HTTP/2 origin connections open now.", "gauge", sum(&Metrics::upstreamH2Connections));
   addCounter(out, "sekisho_tls_upstream_handshakes_total", "TLS handshakes with origins.", "counter", sum(&Metrics::upstreamTlsHandshakes));
   addCounter(out, "sekisho_tls_upstream_resumed_total", "TLS handshakes with origins that resumed a saved session.", "counter", sum(&Metrics::upstreamTlsResumed));
   addCounter(out, "sekisho_tls_aia_fetches_total", "Missing intermediates fetched from AIA URLs.", "counter", sum(&Metrics::aiaFetches));

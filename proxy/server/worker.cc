@@ -67,6 +67,7 @@ void Worker::closeAll() {
   for (auto* c : reap_) delete c;
   reap_.clear();
   pool_.clear();
+  h2origins_.clear();
   listeners_.clear();
 }
 

@@ -26,6 +26,7 @@
 #include "proxy/server/resolver.h"
 #include "proxy/server/direct_flush.h"
 #include "proxy/server/h2_session.h"
+#include "proxy/server/h2_origin.h"
 #include "proxy/server/upstream_pool.h"
 #include "tls-mitm/origin_tls.h"
 #include "tls-mitm/remembered_hosts.h"
@@ -91,6 +92,7 @@ class Worker {
   std::string redisState() const;
   Resolver& resolver() { return *resolver_; }
   UpstreamPool& pool() { return pool_; }
+  H2Origins& h2Origins() { return h2origins_; }
   Metrics& metrics() { return metrics_; }
   const DirectFlush* directFlush() const { return flush_.get(); }
   const SharedFacts& facts() const { return *facts_; }
@@ -135,6 +137,7 @@ class Worker {
   std::unique_ptr<Resolver> resolver_;
   Metrics metrics_;    // before pool_, which writes its gauge until destroyed
   UpstreamPool pool_;
+  H2Origins h2origins_{*this};  // HTTP/2 origin connections (after metrics_: writes its gauge)
   std::unique_ptr<DirectFlush> flush_;  // direct TLS writes on this loop (direct_flush.h)
   std::vector<ListenerPtr> listeners_;
   std::unordered_map<uint64_t, ClientConn*> conns_;

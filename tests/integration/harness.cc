@@ -1012,6 +1012,8 @@ Origin::Stats Origin::stats() {
   s.requests = number("requests");
   s.tlsHandshakes = number("tls_handshakes");
   s.tlsFailures = number("tls_failures");
+  s.h2Connections = number("h2_connections");
+  s.h2Streams = number("h2_streams");
   return s;
 }
 

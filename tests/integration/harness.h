@@ -285,6 +285,7 @@ class Origin {
   struct Stats {
     long connections = -1, requests = -1;
     long tlsHandshakes = -1, tlsFailures = -1;  // a TLS origin's completed and failed handshakes
+    long h2Connections = -1, h2Streams = -1;    // connections that chose h2, and their requests
   };
   Stats stats();           // asked directly (not through the proxy); -1 on failure
   std::string requests();  // raw heads of every recorded request

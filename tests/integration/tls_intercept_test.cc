@@ -960,6 +960,18 @@ class TlsInterceptH2 : public TlsIntercept {
     argv.insert(argv.end(), args.begin(), args.end());
     return runToCompletion("curl", argv, env_.dir(), Millis(30000));
   }
+  // A test origin that chooses h2 when offered (the proxy offers it for HTTP/2 clients), and the
+  // proxy in front of it; base_ is its https:// URL prefix.
+  Origin* startH2Origin(const std::vector<std::string>& env = {}) {
+    TlsOriginOptions o;
+    o.alpn = "h2,http/1.1";
+    Origin* origin = tlsOrigin(o);
+    if (!origin) return nullptr;
+    startIntercepting("", "", env);
+    base_ = "https://good.pki.test:" + std::to_string(origin->port());
+    return HasFatalFailure() ? nullptr : origin;
+  }
+  std::string base_;
 };
 
 TEST_F(TlsInterceptH2, CurlGetsHttp2EndToEnd) {
@@ -1030,6 +1042,152 @@ TEST_F(TlsInterceptH2, BlockedUrlInsideHttp2GetsThePage) {
   EXPECT_NE(r.out.find("\n403 2"), std::string::npos) << r.out.substr(r.out.size() > 300 ? r.out.size() - 300 : 0);
   EXPECT_NE(r.out.find("malware"), std::string::npos);
   EXPECT_EQ(origin->requestCount(), 0);
+}
+
+// An origin that speaks HTTP/2 gets the streams of an HTTP/2 client as streams on one connection
+// of its own (not one connection per concurrent stream), every body whole.
+TEST_F(TlsInterceptH2, H2OriginGetsEveryStreamOnOneConnection) {
+  Origin* origin = startH2Origin();
+  ASSERT_NE(origin, nullptr);
+  const std::string& base = base_;
+  std::vector<std::string> args{"--parallel", "--parallel-max", "50", "-w", "%{http_code} %{http_version}\n"};
+  std::vector<std::pair<std::string, size_t>> wanted;  // file, size
+  for (int i = 0; i < 30; ++i) wanted.emplace_back(env_.path("b" + std::to_string(i)), 100000 + 7919 * size_t(i));
+  for (int i = 30; i < 33; ++i) wanted.emplace_back(env_.path("b" + std::to_string(i)), 3 * kMiB + size_t(i));
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    args.insert(args.end(), {"-o", wanted[i].first,
+                             base + "/size/" + std::to_string(wanted[i].second) + (i % 2 ? "?chunked=1" : "")});
+  }
+  RunResult r = curl(args);
+  ASSERT_TRUE(r.exitedWith(0)) << describeStatus(r.status) << r.err;
+  for (const auto& l : splitLines(r.out)) EXPECT_EQ(l, "200 2");
+  for (const auto& [file, size] : wanted)
+    EXPECT_TRUE(readFile(file) == testorigin::patternString(size)) << file << ": " << size << " bytes expected";
+  Origin::Stats st = origin->stats();
+  EXPECT_EQ(st.h2Connections, 1) << "one h2 connection from the proxy";
+  EXPECT_EQ(st.h2Streams, long(wanted.size()));
+  EXPECT_TRUE(waitUntil([&] {
+    size_t gets = 0;
+    for (const auto& l : proxy().logLines()) gets += l.find("TCP_MISS/200") != std::string::npos && l.find("GET " + base + "/size/") != std::string::npos;
+    return gets == wanted.size();
+  }, Millis(3000))) << "each stream logged as its own request";
+}
+
+// An HTTP/1.1 client is never translated: the proxy offers the origin only http/1.1 for it.
+TEST_F(TlsInterceptH2, Http1ClientStaysHttp1ToAnH2Origin) {
+  Origin* origin = startH2Origin();
+  ASSERT_NE(origin, nullptr);
+  auto t = via("good.pki.test", origin->port());
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+  Response r = t->roundTrip(get("good.pki.test", origin->port(), "/tls"));
+  ASSERT_EQ(r.status, 200) << r.summary();
+  EXPECT_NE(r.body.find("\"alpn\":\"http/1.1\""), std::string::npos) << r.body;
+  EXPECT_EQ(origin->stats().h2Connections, 0);
+}
+
+// What HTTP/2 from the origin must become on the way back: a request body, a chunked body with
+// its trailer, HEAD, 204 and 304 without bodies, request headers passed on and hop-by-hop ones not.
+TEST_F(TlsInterceptH2, H2OriginAnswersBecomeTheSameResponses) {
+  workers_ = "1";  // every curl run on the worker that holds the h2 origin connection
+  Origin* origin = startH2Origin();
+  ASSERT_NE(origin, nullptr);
+  const std::string& base = base_;
+  ASSERT_TRUE(writeFileAtomic(env_.path("up"), testorigin::patternString(3 * kMiB)));
+  RunResult r = curl({"-w", " %{http_code} %{http_version}", "-H", "Content-Length:", "--data-binary",
+                      "@" + env_.path("up"), base + "/upload"});
+  ASSERT_TRUE(r.exitedWith(0)) << r.err;
+  EXPECT_EQ(r.out, std::to_string(3 * kMiB) + " 200 2");
+  r = curl({"-D", env_.path("h"), "-o", env_.path("c"), base + "/size/100000?chunked=1&h=X-Extra:%20one"});
+  ASSERT_TRUE(r.exitedWith(0)) << r.err;
+  EXPECT_TRUE(readFile(env_.path("c")) == testorigin::patternString(100000));
+  EXPECT_NE(readFile(env_.path("h")).find("x-extra: one"), std::string::npos) << readFile(env_.path("h"));
+  r = curl({"-H", "X-Test: yes", "-H", "Content-Length:", "--data-binary", "hello", base + "/echo"});
+  ASSERT_TRUE(r.exitedWith(0)) << r.err;
+  EXPECT_NE(r.out.find(":authority: good.pki.test:" + std::to_string(origin->port()) + "\r\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(":method: POST\r\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("x-test: yes\r\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("via: 1.1 sekisho-test"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("transfer-encoding"), std::string::npos) << "HTTP/1.1 framing stays out of h2\n" << r.out;
+  EXPECT_EQ(r.out.find("connection"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\r\n\r\nhello"), std::string::npos) << r.out;
+  r = curl({"-I", "-w", "%{http_code}", "-o", env_.path("head"), base + "/size/10"});
+  EXPECT_EQ(r.out, "200");
+  std::string head = readFile(env_.path("head"));
+  std::transform(head.begin(), head.end(), head.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
+  EXPECT_NE(head.find("content-length: 10\r\n"), std::string::npos) << head;
+  r = curl({"-w", "%{http_code} %{size_download}", "-o", "/dev/null", base + "/status/204"});
+  EXPECT_EQ(r.out, "204 0");
+  r = curl({"-w", "%{http_code} %{size_download}", "-o", "/dev/null", base + "/status/304"});
+  EXPECT_EQ(r.out, "304 0");
+  r = curl({"-w", "%{http_code} %{size_download}", "-o", "/dev/null", base + "/status/404"});
+  EXPECT_EQ(r.out, "404 0");
+  EXPECT_EQ(origin->stats().h2Connections, 1);
+}
+
+// A stream the origin resets ends that response only, never passed off as complete; a reset
+// before any answer is a 502 page; after GOAWAY the next request gets a new connection.
+TEST_F(TlsInterceptH2, H2OriginResetsAndGoawayEndOnlyWhatTheyMust) {
+  workers_ = "1";  // every curl run on the worker that holds the h2 origin connection
+  Origin* origin = startH2Origin();
+  ASSERT_NE(origin, nullptr);
+  const std::string& base = base_;
+  std::vector<std::string> args{"--parallel", "-w", "%{url} %{http_code} %{size_download}\n"};
+  args.insert(args.end(), {"-o", env_.path("cut"), base + "/size/1000000?reset_after=30000"});
+  for (int i = 0; i < 4; ++i) args.insert(args.end(), {"-o", env_.path("ok" + std::to_string(i)), base + "/size/200000"});
+  RunResult r = curl(args);
+  EXPECT_FALSE(r.exitedWith(0)) << "curl must see the cut stream fail\n" << r.out;
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(readFile(env_.path("ok" + std::to_string(i))) == testorigin::patternString(200000)) << i;
+  EXPECT_LT(readFile(env_.path("cut")).size(), 1000000u);
+  EXPECT_TRUE(proxy().waitLogLineWith("/size/1000000?reset_after=30000", "TCP_MISS_ABORTED"));
+  r = curl({"-w", "%{http_code}", "-o", env_.path("page"), base + "/reset"});
+  ASSERT_TRUE(r.exitedWith(0)) << r.err;
+  EXPECT_EQ(r.out, "502");
+  EXPECT_TRUE(proxy().waitLogLineWith("GET " + base + "/reset", "/502"));
+  long before = origin->stats().h2Connections;
+  r = curl({"-w", " %{http_code}", base + "/goaway"});
+  ASSERT_TRUE(r.exitedWith(0)) << r.err;
+  EXPECT_EQ(r.out, "bye 200");
+  r = curl({"-w", " %{http_code}", base + "/size/5"});
+  ASSERT_TRUE(r.exitedWith(0)) << r.err;
+  EXPECT_EQ(r.out, testorigin::patternString(5) + " 200");
+  EXPECT_EQ(origin->stats().h2Connections, before + 1) << "a new connection after GOAWAY";
+}
+
+// Flow control is the bound: a client reading slowly holds the origin back through the proxy
+// (the origin gets window only as the client takes bytes), and a fast 512 MiB download through
+// the h2 origin connection keeps the proxy's memory flat.
+TEST_F(TlsInterceptH2, H2OriginIsHeldBackByASlowClientAndMemoryStaysFlat) {
+  workers_ = "1";  // every curl run on the worker that holds the h2 origin connection
+  Origin* origin = startH2Origin(boundedQuarantineEnv());
+  ASSERT_NE(origin, nullptr);
+  const std::string& base = base_;
+  ASSERT_TRUE(curl({"-o", "/dev/null", base + "/size/5"}).exitedWith(0));
+  long before = proxy().rssKiB();
+  std::atomic<long> peak{before};
+  std::atomic<bool> done{false};
+  std::thread sampler([&] {
+    while (!done) {
+      long now = proxy().rssKiB();
+      if (now > peak) peak = now;
+      std::this_thread::sleep_for(Millis(100));
+    }
+  });
+  RunResult slow = curl({"--limit-rate", "1M", "--max-time", "3", "-o", "/dev/null", "-w", "%{size_download}",
+                         base + "/size/" + std::to_string(512 * kMiB)});
+#ifdef SEKISHO_SANITIZE
+  const uint64_t size = 128ull * kMiB;
+#else
+  const uint64_t size = 512ull * kMiB;
+#endif
+  RunResult fast = curl({"-o", "/dev/null", "-w", "%{http_code} %{size_download}", base + "/size/" + std::to_string(size)});
+  done = true;
+  sampler.join();
+  EXPECT_TRUE(slow.exitedWith(28)) << "the slow download is cut by its own deadline: " << describeStatus(slow.status) << slow.err;
+  EXPECT_LT(std::stoull(slow.out.empty() ? "0" : slow.out), 16 * kMiB);
+  ASSERT_TRUE(fast.exitedWith(0)) << fast.err;
+  EXPECT_EQ(fast.out, "200 " + std::to_string(size));
+  EXPECT_LT(peak - before, 16 * 1024 * kRssSlack) << "RSS grew by " << (peak - before) << " KiB";
+  EXPECT_EQ(origin->stats().h2Connections, 1);
 }
 
 TEST_F(TlsInterceptH2, Http2CanBeTurnedOff) {

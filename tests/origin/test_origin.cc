@@ -1,4 +1,4 @@
-// test_origin: the HTTP/1.1 origin server the integration tests put behind the proxy.
+// test_origin: the HTTP/1.1 and HTTP/2 origin server the integration tests put behind the proxy.
 //
 //   test_origin --port-file F [--port P] [--static-dir DIR]
 //               [--tls-cert FILE --tls-key FILE [--tls-min V] [--tls-max V]
@@ -55,9 +55,30 @@
 // Any endpoint takes h=Name:Value (percent-encoded, repeatable) to add a response header.
 // HEAD gets the GET head without a body. `Expect: 100-continue` on a request with a body gets an
 // interim 100 Continue before the body is read.
+//
+// HTTP/2: a TLS connection that negotiated ALPN "h2" (--alpn h2,http/1.1) is served with
+// libnghttp2 instead, still in its own thread: SETTINGS_MAX_CONCURRENT_STREAMS 100, streams served
+// side by side, the peer's flow control respected (bodies are generated as the windows open, so
+// memory stays flat whatever the size). Lenient as well: no HTTP messaging checks. A stream is
+// answered once its END_STREAM arrives; path and query come from :path. It is recorded like an
+// HTTP/1.1 request, its head being the text rendering /echo shows; /stats adds "h2_connections"
+// (connections that negotiated h2) and "h2_streams" (their recorded requests). Endpoints:
+//   /size/N      as above, content-length N. ?chunked=1: no content-length; after the DATA frames
+//                a trailer HEADERS frame (x-pattern-trailer: end) carries END_STREAM.
+//                ?reset_after=K: the head and K body bytes, then RST_STREAM(INTERNAL_ERROR).
+//   /echo        body = the request head as "name: value\r\n" lines (the pseudo-headers, then the
+//                regular fields, each in received order) and "\r\n", then the request body.
+//   /upload, /status/N, /stats, /requests, /tls   as above.
+//   /reset       RST_STREAM(INTERNAL_ERROR) on that stream; the connection and other streams go on.
+//   /hang        that stream is never answered; the others are.
+//   /goaway      200 "bye", then GOAWAY(NO_ERROR, last stream id = this one); the streams up to it
+//                are still served, then the connection is closed.
+//   anything else (/delay, /ws and /static included) 404. h=Name:Value and HEAD work as above
+//   (the header name lower-cased).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -67,6 +88,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -78,12 +100,14 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -112,6 +136,7 @@ struct Recorder {
   std::vector<Record> records;
   uint64_t connections = 0;
   uint64_t tlsHandshakes = 0, tlsFailures = 0;
+  uint64_t h2Connections = 0, h2Streams = 0;  // connections that negotiated h2, their recorded streams
 };
 
 struct Options {
@@ -252,6 +277,31 @@ struct Request {
   }
 };
 
+// Splits r.target into r.path and the decoded r.query.
+void parseTarget(Request& r) {
+  std::string_view target(r.target);
+  if (target.rfind("http://", 0) == 0) {  // absolute-form: keep only the path
+    size_t slash = target.find('/', 7);
+    target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+  }
+  size_t q = target.find('?');
+  r.path = std::string(target.substr(0, q));
+  if (q != std::string_view::npos) {
+    std::string_view qs = target.substr(q + 1);
+    while (!qs.empty()) {
+      size_t amp = qs.find('&');
+      std::string_view kv = qs.substr(0, amp);
+      qs.remove_prefix(amp == std::string_view::npos ? qs.size() : amp + 1);
+      size_t eq = kv.find('=');
+      if (eq == std::string_view::npos) {
+        r.query.emplace_back(percentDecode(kv), "");
+      } else {
+        r.query.emplace_back(percentDecode(kv.substr(0, eq)), percentDecode(kv.substr(eq + 1)));
+      }
+    }
+  }
+}
+
 std::optional<Request> parseHead(std::string head) {
   Request r;
   r.rawHead = std::move(head);
@@ -279,27 +329,7 @@ std::optional<Request> parseHead(std::string head) {
     r.headers.emplace_back(lower(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1))));
   }
   if (first) return std::nullopt;
-  std::string_view target(r.target);
-  if (target.rfind("http://", 0) == 0) {  // absolute-form: keep only the path
-    size_t slash = target.find('/', 7);
-    target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
-  }
-  size_t q = target.find('?');
-  r.path = std::string(target.substr(0, q));
-  if (q != std::string_view::npos) {
-    std::string_view qs = target.substr(q + 1);
-    while (!qs.empty()) {
-      size_t amp = qs.find('&');
-      std::string_view kv = qs.substr(0, amp);
-      qs.remove_prefix(amp == std::string_view::npos ? qs.size() : amp + 1);
-      size_t eq = kv.find('=');
-      if (eq == std::string_view::npos) {
-        r.query.emplace_back(percentDecode(kv), "");
-      } else {
-        r.query.emplace_back(percentDecode(kv.substr(0, eq)), percentDecode(kv.substr(eq + 1)));
-      }
-    }
-  }
+  parseTarget(r);
   return r;
 }
 
@@ -402,6 +432,403 @@ struct TlsInfo {
   bool resumed = false;
 };
 
+// The /stats body: {"connections":c,"requests":r,...}; see the top of the file.
+std::string statsJson() {
+  auto& rec = recorder();
+  std::lock_guard lock(rec.mu);
+  return "{\"connections\":" + std::to_string(rec.connections) +
+         ",\"requests\":" + std::to_string(rec.records.size()) +
+         ",\"tls_handshakes\":" + std::to_string(rec.tlsHandshakes) +
+         ",\"tls_failures\":" + std::to_string(rec.tlsFailures) +
+         ",\"h2_connections\":" + std::to_string(rec.h2Connections) +
+         ",\"h2_streams\":" + std::to_string(rec.h2Streams) + "}";
+}
+
+// The /requests answer: all recorded heads concatenated, their count, their body lengths.
+struct RequestsDump {
+  std::string heads, lengths;
+  size_t count = 0;
+};
+
+RequestsDump requestsDump() {
+  auto& rec = recorder();
+  RequestsDump d;
+  {
+    std::lock_guard lock(rec.mu);
+    d.count = rec.records.size();
+    for (const auto& r : rec.records) {
+      d.heads += r.head;
+      if (!d.lengths.empty()) d.lengths += ",";
+      d.lengths += std::to_string(r.bodyBytes);
+    }
+  }
+  if (d.lengths.empty()) d.lengths = "-";
+  return d;
+}
+
+std::string tlsJson(const TlsInfo& tls) {
+  return "{\"version\":\"" + jsonEscape(tls.version) + "\",\"cipher\":\"" + jsonEscape(tls.cipher) +
+         "\",\"sni\":\"" + jsonEscape(tls.sni) + "\",\"alpn\":\"" + jsonEscape(tls.alpn) +
+         "\",\"client_cert\":\"" + jsonEscape(tls.clientCert) +
+         "\",\"resumed\":" + (tls.resumed ? "true" : "false") + "}";
+}
+
+constexpr uint32_t kH2MaxStreams = 100;    // SETTINGS_MAX_CONCURRENT_STREAMS
+constexpr int kH2PollMs = 50;              // idle wait for input between flushes
+constexpr size_t kH2FlushBytes = 1 << 20;  // output written before input is looked at again
+
+// One connection that negotiated ALPN "h2", served in its connection's thread by an nghttp2
+// server session: flush what nghttp2 has to send, wait (briefly) for input, feed it to nghttp2,
+// repeat. Every stream lives in the callbacks of that one thread, so nothing needs a lock except
+// the shared recorder. Response bodies are produced lazily by the data provider (readBody), so
+// nghttp2 enforces the peer's flow-control windows and memory stays flat whatever the size.
+class H2Session {
+ public:
+  H2Session(Io& io, const TlsInfo& tls) : io_(io), tls_(tls) {}
+  H2Session(const H2Session&) = delete;
+  H2Session& operator=(const H2Session&) = delete;
+  ~H2Session() {
+    if (session_) nghttp2_session_del(session_);
+  }
+
+  // Returns when the connection is finished: the peer closed it or failed, or nghttp2 has nothing
+  // left to read or write (e.g. after a GOAWAY, once the streams it kept are done). The caller
+  // closes the socket.
+  void run() {
+    {
+      auto& rec = recorder();
+      std::lock_guard lock(rec.mu);
+      ++rec.h2Connections;
+    }
+    if (!start()) return;
+    for (;;) {
+      bool more = false;  // the flush stopped at kH2FlushBytes with frames still to send
+      if (!flush(&more)) return;
+      if (goawayAfter_ && !goawaySent_) {
+        // The /goaway stream is complete (its response fully serialized): now the GOAWAY.
+        nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, goawayAfter_, NGHTTP2_NO_ERROR, nullptr, 0);
+        goawaySent_ = true;
+        continue;
+      }
+      // Also the end after a GOAWAY: nghttp2 stops wanting to read once no stream is left open.
+      if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) return;
+      if (!SSL_has_pending(io_.ssl)) {  // decrypted or buffered bytes are not visible to poll()
+        pollfd p{io_.fd, POLLIN, 0};
+        int r = ::poll(&p, 1, more ? 0 : kH2PollMs);
+        if (r < 0 && errno != EINTR) return;
+        if (r <= 0) continue;
+      }
+      char buf[kReadBlock];
+      ssize_t n = io_.read(buf, sizeof buf);
+      if (n <= 0) return;
+      ssize_t used =
+          nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(buf), static_cast<size_t>(n));
+      if (used < 0) return;
+    }
+  }
+
+ private:
+  using Fields = std::vector<std::pair<std::string, std::string>>;
+
+  struct Stream {
+    int32_t id = 0;
+    // The request head rendered as text (the /echo and /requests form): pseudo-header lines in
+    // received order, then regular header lines in received order, then an empty line.
+    std::string pseudoLines, headerLines;
+    bool headersDone = false;  // later HEADERS frames are trailers: not part of the head
+    bool complete = false;     // END_STREAM received (the response has been decided)
+    Request req;
+    std::optional<size_t> record;
+    uint64_t bodyBytes = 0;
+    std::string echoBody;   // /echo only
+    bool patternOk = true;  // /upload: the body so far is the pattern from offset 0
+    bool goawayAfter = false;
+    // The response body readBody produces: `fixed`, or `length` pattern bytes when `pattern`.
+    std::string fixed;
+    bool pattern = false;
+    uint64_t length = 0, sent = 0;
+    std::optional<uint64_t> resetAt;  // RST_STREAM(INTERNAL_ERROR) once this many bytes are sent
+    bool trailer = false;             // end with a trailer HEADERS frame instead of END_STREAM
+  };
+
+  bool start() {
+    nghttp2_session_callbacks* cb = nullptr;
+    if (nghttp2_session_callbacks_new(&cb) != 0) return false;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, onBeginHeaders);
+    nghttp2_session_callbacks_set_on_header_callback(cb, onHeader);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, onFrameRecv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, onDataChunkRecv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, onStreamClose);
+    nghttp2_option* opt = nullptr;
+    if (nghttp2_option_new(&opt) != 0) {
+      nghttp2_session_callbacks_del(cb);
+      return false;
+    }
+    // Lenient like the HTTP/1.1 side: no HTTP messaging checks (pseudo-headers, forbidden
+    // connection-specific fields, content-length), so /echo shows whatever the proxy sent.
+    nghttp2_option_set_no_http_messaging(opt, 1);
+    int rv = nghttp2_session_server_new2(&session_, cb, this, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cb);
+    if (rv != 0) return false;
+    nghttp2_settings_entry settings{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kH2MaxStreams};
+    return nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, &settings, 1) == 0;
+  }
+
+  // Writes what nghttp2 has to send, stopping after about kH2FlushBytes (with *more set) so a
+  // large window cannot keep the loop from reading new requests, resets and window updates.
+  // Small frames are batched into fewer TLS records. False on a write error.
+  bool flush(bool* more) {
+    std::string out;
+    size_t written = 0;
+    for (;;) {
+      const uint8_t* data = nullptr;
+      ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) return false;
+      if (n > 0) out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+      const bool stop = n == 0 || written + out.size() >= kH2FlushBytes;
+      if (stop || out.size() >= kReadBlock) {
+        if (!writeAll(out)) return false;
+        written += out.size();
+        out.clear();
+      }
+      if (stop) {
+        *more = n > 0;
+        return true;
+      }
+    }
+  }
+
+  bool writeAll(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t n = io_.write(data.data(), data.size());
+      if (n <= 0) return false;
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  Stream* find(int32_t id) {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+  }
+
+  static H2Session& self(void* user) { return *static_cast<H2Session*>(user); }
+
+  static int onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      auto s = std::make_unique<Stream>();
+      s->id = frame->hd.stream_id;
+      self(user).streams_[s->id] = std::move(s);
+    }
+    return 0;
+  }
+
+  static int onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t nameLen,
+                      const uint8_t* value, size_t valueLen, uint8_t, void* user) {
+    Stream* s = self(user).find(frame->hd.stream_id);
+    if (!s || s->headersDone) return 0;
+    std::string n(reinterpret_cast<const char*>(name), nameLen);
+    std::string v(reinterpret_cast<const char*>(value), valueLen);
+    const bool pseudo = !n.empty() && n[0] == ':';
+    (pseudo ? s->pseudoLines : s->headerLines) += n + ": " + v + "\r\n";
+    if (n == ":method") {
+      s->req.method = v;
+    } else if (n == ":path") {
+      s->req.target = v;
+    } else if (!pseudo) {
+      s->req.headers.emplace_back(lower(n), std::move(v));
+    }
+    return 0;
+  }
+
+  static int onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    H2Session& h = self(user);
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+    Stream* s = h.find(frame->hd.stream_id);
+    if (!s) return 0;
+    if (frame->hd.type == NGHTTP2_HEADERS && !s->headersDone) h.headRecv(*s);
+    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && !s->complete) {
+      s->complete = true;
+      if (s->record) h.recordBody(*s);
+      h.respond(*s);
+    }
+    return 0;
+  }
+
+  static int onDataChunkRecv(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len,
+                             void* user) {
+    Stream* s = self(user).find(id);
+    if (!s) return 0;
+    std::string_view piece(reinterpret_cast<const char*>(data), len);
+    if (s->req.path == "/echo") s->echoBody.append(piece);
+    if (s->req.path == "/upload" && s->patternOk) s->patternOk = matchesPattern(piece, s->bodyBytes);
+    s->bodyBytes += len;
+    return 0;
+  }
+
+  static int onStreamClose(nghttp2_session*, int32_t id, uint32_t, void* user) {
+    H2Session& h = self(user);
+    Stream* s = h.find(id);
+    if (!s) return 0;
+    if (s->record && !s->complete) h.recordBody(*s);  // reset by the peer before END_STREAM
+    if (s->goawayAfter) h.goawayAfter_ = id;
+    h.streams_.erase(id);
+    return 0;
+  }
+
+  // The request head is complete: parse :path and record the request (as Conn::recordRequest).
+  void headRecv(Stream& s) {
+    s.headersDone = true;
+    s.req.rawHead = s.pseudoLines + s.headerLines + "\r\n";
+    s.req.version = "HTTP/2";
+    parseTarget(s.req);
+    if (s.req.path == "/stats" || s.req.path == "/requests") return;
+    auto& rec = recorder();
+    std::lock_guard lock(rec.mu);
+    if (!counted_) {
+      counted_ = true;
+      ++rec.connections;
+    }
+    ++rec.h2Streams;
+    rec.records.push_back(Record{s.req.rawHead, 0});
+    s.record = rec.records.size() - 1;
+  }
+
+  void recordBody(const Stream& s) {
+    auto& rec = recorder();
+    std::lock_guard lock(rec.mu);
+    rec.records[*s.record].bodyBytes = s.bodyBytes;
+  }
+
+  void log(const Stream& s, const char* what) {
+    std::lock_guard lock(logMutex());
+    std::fprintf(stderr, "test_origin: h2 stream %d %s %s -> %s\n", s.id, s.req.method.c_str(),
+                 s.req.target.c_str(), what);
+  }
+
+  // Submits the response head: :status, server, `fields`, then the h=Name:Value additions (names
+  // lower-cased, as HTTP/2 requires). With `withBody` the body comes from readBody, else the
+  // HEADERS frame carries END_STREAM.
+  void submit(Stream& s, int status, const Fields& fields, bool withBody) {
+    Fields all{{":status", std::to_string(status)}, {"server", "sekisho-test-origin"}};
+    all.insert(all.end(), fields.begin(), fields.end());
+    for (const auto& [n, v] : s.req.query) {
+      if (n != "h") continue;
+      size_t colon = v.find(':');
+      if (colon == std::string::npos) continue;
+      all.emplace_back(lower(v.substr(0, colon)), std::string(trim(std::string_view(v).substr(colon + 1))));
+    }
+    std::vector<nghttp2_nv> nva;
+    for (auto& [n, v] : all) {
+      nva.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(n.data()), reinterpret_cast<uint8_t*>(v.data()),
+                               n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+    }
+    nghttp2_data_provider provider{};
+    provider.source.ptr = &s;
+    provider.read_callback = readBody;
+    nghttp2_submit_response(session_, s.id, nva.data(), nva.size(), withBody ? &provider : nullptr);
+    log(s, std::to_string(status).c_str());
+  }
+
+  // The DATA source of every response body; `s.sent` advances as nghttp2 asks for bytes, within
+  // the flow-control windows and at most 16 KiB a frame.
+  static ssize_t readBody(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
+                          nghttp2_data_source* source, void*) {
+    static const std::string kBlock = patternBlock(kChunkBytes);
+    auto& s = *static_cast<Stream*>(source->ptr);
+    const uint64_t stop = s.resetAt.value_or(s.length);
+    // ?reset_after: nghttp2 answers this error with RST_STREAM(INTERNAL_ERROR).
+    if (s.resetAt && s.sent == stop) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    const size_t n = static_cast<size_t>(std::min<uint64_t>({length, kChunkBytes, stop - s.sent}));
+    const char* from = s.pattern ? kBlock.data() + s.sent % kPatternPeriod : s.fixed.data() + s.sent;
+    std::memcpy(buf, from, n);
+    s.sent += n;
+    if (s.sent == s.length) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (s.trailer) {  // the trailer HEADERS frame carries END_STREAM instead
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        std::string name = "x-pattern-trailer", value = "end";
+        nghttp2_nv nv{reinterpret_cast<uint8_t*>(name.data()), reinterpret_cast<uint8_t*>(value.data()),
+                      name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
+        if (nghttp2_submit_trailer(session, id, &nv, 1) != 0) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+      }
+    }
+    return static_cast<ssize_t>(n);
+  }
+
+  // The request is complete (END_STREAM): the same endpoints as HTTP/1.1 where they make sense.
+  void respond(Stream& s) {
+    const Request& req = s.req;
+    const std::string& path = req.path;
+    const bool headOnly = req.method == "HEAD";
+    auto finish = [&](int status, Fields fields, std::string body, bool withLength = true) {
+      if (withLength) fields.emplace_back("content-length", std::to_string(body.size()));
+      s.fixed = std::move(body);
+      s.length = s.fixed.size();
+      submit(s, status, fields, !headOnly && s.length > 0);
+    };
+
+    if (path.rfind("/size/", 0) == 0) {
+      auto n = parseNumber<uint64_t>(std::string_view(path).substr(6));
+      if (!n) return finish(400, {{"content-type", "text/plain"}}, "bad size\n");
+      s.pattern = true;
+      s.length = *n;
+      s.trailer = req.param("chunked") == "1";
+      auto resetParam = req.param("reset_after");
+      if (auto k = resetParam ? parseNumber<uint64_t>(*resetParam) : std::nullopt; k && *k < *n) {
+        s.resetAt = *k;
+      }
+      Fields fields{{"content-type", "text/plain"}};
+      if (!s.trailer) fields.emplace_back("content-length", std::to_string(*n));
+      return submit(s, 200, fields, !headOnly && (*n > 0 || s.trailer || s.resetAt));
+    }
+    if (path == "/echo") {
+      return finish(200, {{"content-type", "application/octet-stream"}}, req.rawHead + s.echoBody);
+    }
+    if (path == "/upload") {
+      return finish(200, {{"content-type", "text/plain"}, {"x-body-pattern", s.patternOk ? "ok" : "bad"}},
+                    std::to_string(s.bodyBytes));
+    }
+    if (path.rfind("/status/", 0) == 0) {
+      auto n = parseNumber<int>(std::string_view(path).substr(8));
+      if (!n || *n < 200 || *n > 599) return finish(400, {{"content-type", "text/plain"}}, "bad status\n");
+      return finish(*n, {}, "", *n != 204 && *n != 304);
+    }
+    if (path == "/reset") {
+      log(s, "RST_STREAM");
+      nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_INTERNAL_ERROR);
+      return;
+    }
+    if (path == "/hang") return log(s, "no answer");
+    if (path == "/goaway") {
+      // GOAWAY once this stream is closed (its answer serialized); the streams it keeps (ids up
+      // to this one) are still served, then nghttp2 wants nothing more and the connection ends.
+      s.goawayAfter = true;
+      return finish(200, {{"content-type", "text/plain"}}, "bye");
+    }
+    if (path == "/stats") return finish(200, {{"content-type", "application/json"}}, statsJson());
+    if (path == "/requests") {
+      RequestsDump d = requestsDump();
+      return finish(200,
+                    {{"content-type", "text/plain"},
+                     {"x-request-count", std::to_string(d.count)},
+                     {"x-body-lengths", d.lengths}},
+                    std::move(d.heads));
+    }
+    if (path == "/tls") return finish(200, {{"content-type", "application/json"}}, tlsJson(tls_));
+    return finish(404, {{"content-type", "text/plain"}}, "no such endpoint\n");
+  }
+
+  Io& io_;
+  const TlsInfo& tls_;
+  nghttp2_session* session_ = nullptr;
+  std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
+  bool counted_ = false;     // this connection carried a recorded request (counted once)
+  int32_t goawayAfter_ = 0;  // a /goaway stream closed: send GOAWAY with it as last stream id
+  bool goawaySent_ = false;
+};
+
 class Conn {
  public:
   Conn(int fd, SSL_CTX* tls) : fd_(fd), tlsCtx_(tls) { io_.fd = fd; }
@@ -414,6 +841,11 @@ class Conn {
 
   void run() {
     if (tlsCtx_ && !handshake()) return;
+    if (tls_.alpn == "h2") {
+      H2Session(io_, tls_).run();
+      lingeringClose();
+      return;
+    }
     for (;;) {
       auto req = readRequest();
       if (!req) return;
@@ -804,44 +1236,16 @@ class Conn {
       fd_ = -1;
       return false;
     }
-    if (path == "/stats") {
-      auto& rec = recorder();
-      std::string body;
-      {
-        std::lock_guard lock(rec.mu);
-        body = "{\"connections\":" + std::to_string(rec.connections) +
-               ",\"requests\":" + std::to_string(rec.records.size()) +
-               ",\"tls_handshakes\":" + std::to_string(rec.tlsHandshakes) +
-               ",\"tls_failures\":" + std::to_string(rec.tlsFailures) + "}";
-      }
-      return finish(200, {{"Content-Type", "application/json"}}, body);
-    }
+    if (path == "/stats") return finish(200, {{"Content-Type", "application/json"}}, statsJson());
     if (path == "/requests") {
-      auto& rec = recorder();
-      std::string body, lengths;
-      size_t count;
-      {
-        std::lock_guard lock(rec.mu);
-        count = rec.records.size();
-        for (const auto& r : rec.records) {
-          body += r.head;
-          if (!lengths.empty()) lengths += ",";
-          lengths += std::to_string(r.bodyBytes);
-        }
-      }
+      RequestsDump d = requestsDump();
       return finish(200,
                     {{"Content-Type", "text/plain"},
-                     {"X-Request-Count", std::to_string(count)},
-                     {"X-Body-Lengths", lengths.empty() ? "-" : lengths}},
-                    body);
+                     {"X-Request-Count", std::to_string(d.count)},
+                     {"X-Body-Lengths", d.lengths}},
+                    d.heads);
     }
-    if (path == "/tls") {
-      std::string body = "{\"version\":\"" + jsonEscape(tls_.version) + "\",\"cipher\":\"" +
-                         jsonEscape(tls_.cipher) + "\",\"sni\":\"" + jsonEscape(tls_.sni) + "\",\"alpn\":\"" +
-                         jsonEscape(tls_.alpn) + "\",\"client_cert\":\"" + jsonEscape(tls_.clientCert) +
-                         "\",\"resumed\":" + (tls_.resumed ? "true" : "false") + "}";
-      return finish(200, {{"Content-Type", "application/json"}}, body);
-    }
+    if (path == "/tls") return finish(200, {{"Content-Type", "application/json"}}, tlsJson(tls_));
     if (path == "/ws") {
       const std::string* key = req.header("sec-websocket-key");
       const std::string* version = req.header("sec-websocket-version");

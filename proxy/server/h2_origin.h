@@ -1,0 +1,126 @@
+// HTTP/2 towards an origin that chose h2 (ALPN) on a verified TLS connection: one connection
+// carries the requests of many intercepted HTTP/2 client streams, instead of one origin
+// connection (and one handshake) per concurrent stream.
+//
+// A request reaches an H2Origin as HTTP/1.1 on a channel: one end of a bufferevent pair whose
+// other end is an ordinary ClientConn's upstream. The channel's request is translated to one h2
+// stream and the response comes back on the channel as HTTP/1.1 (Content-Length kept, otherwise
+// chunked with the trailers), so the ClientConn's relay, strict response parsing, limits, timeouts
+// and access log are the same as with an HTTP/1.1 origin. One request per channel.
+//
+// Memory per stream stays bounded: response DATA is acknowledged to the origin (WINDOW_UPDATE)
+// only once the ClientConn has taken it off the channel, so an origin can never have more than
+// one stream window (kStreamWindow) in flight towards a client that does not read; a request
+// body is read from the channel only while its h2 buffer is under the worker's buffer size.
+//
+// A stream the origin refuses or resets before answering, or one cut by GOAWAY or the connection
+// ending, closes its channel with nothing written: the ClientConn then retries once on a new
+// connection, as it does when a pooled HTTP/1.1 connection turns out to be closed.
+#pragma once
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "proxy/base/handles.h"
+
+namespace sekisho::server {
+
+class Worker;
+
+class H2Origin {
+ public:
+  static constexpr uint32_t kStreamWindow = 256 * 1024;
+  static constexpr uint32_t kConnectionWindow = 16 * 1024 * 1024;
+  static constexpr uint32_t kMaxStreams = 100;  // ours, whatever the origin allows beyond it
+
+  // `tls` is a verified TLS bufferevent on which the origin selected h2.
+  H2Origin(Worker& w, std::string key, BevPtr tls);
+  ~H2Origin();
+  H2Origin(const H2Origin&) = delete;
+  H2Origin& operator=(const H2Origin&) = delete;
+
+  bool start();  // the connection preface and our SETTINGS; false: not usable
+  // Whether a new request may start here: alive, no GOAWAY, under the concurrent stream limit.
+  bool canOpen() const;
+  // A channel for one request (the ClientConn's end of the pair), or nullptr.
+  BevPtr open();
+  SSL* ssl() const { return bufferevent_openssl_get_ssl(tls_.get()); }
+  const std::string& key() const { return key_; }
+  bool dead() const { return dead_; }
+  size_t channels() const { return chans_.size(); }
+  uint64_t streamsStarted() const { return streamsStarted_; }
+
+ private:
+  struct Chan;
+  static ssize_t readRequestBody(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*, nghttp2_data_source*, void*);
+  static int onHeader(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t, const uint8_t*, size_t, uint8_t,
+                      void*);
+  static int onFrameRecv(nghttp2_session*, const nghttp2_frame*, void*);
+  static int onDataChunk(nghttp2_session*, uint8_t, int32_t, const uint8_t*, size_t, void*);
+  static int onStreamClose(nghttp2_session*, int32_t, uint32_t, void*);
+  static void tlsReadCb(bufferevent*, void*);
+  static void tlsWriteCb(bufferevent*, void*);
+  static void tlsEventCb(bufferevent*, short, void*);
+  static void chanReadCb(bufferevent*, void*);
+  static void chanWriteCb(bufferevent*, void*);
+  static void chanEventCb(bufferevent*, short, void*);
+  static void idleCb(evutil_socket_t, short, void*);
+
+  void onTlsReadable();
+  void pokePending();
+  void onChanReadable(Chan& c);
+  void onChanDrained(Chan& c);
+  void startStream(Chan& c);
+  void pumpRequest(Chan& c);
+  void writeResponseHead(Chan& c, bool endStream);
+  void endResponse(Chan& c);
+  void closeChan(Chan& c);  // frees it: the ClientConn sees the end of its upstream
+  Chan* byStream(int32_t id);
+  bool flush();
+  void die(const char* why);
+  void armIdle();
+
+  Worker& w_;
+  std::string key_;
+  BevPtr tls_;
+  nghttp2_session* session_ = nullptr;
+  EventPtr idle_;
+  std::list<std::unique_ptr<Chan>> chans_;
+  std::unordered_map<int32_t, Chan*> streams_;
+  bool dead_ = false, goaway_ = false, flushing_ = false;
+  uint64_t streamsStarted_ = 0;
+};
+
+// The h2 origin connections of one worker, by pool key (UpstreamPool::tlsKey). Dead ones are
+// freed on the loop's next turn, never inside their own callbacks.
+class H2Origins {
+ public:
+  explicit H2Origins(Worker& w) : w_(w) {}
+  ~H2Origins();
+  // One that can take a new request now, or nullptr.
+  H2Origin* find(const std::string& key);
+  bool has(const std::string& key) { return find(key) != nullptr; }
+  // Takes a verified TLS connection on which the origin chose h2; nullptr when it cannot start.
+  H2Origin* add(const std::string& key, BevPtr tls);
+  void reap();  // frees the dead ones
+  void scheduleReap();
+  void clear();
+  size_t size() const;
+
+ private:
+  static void reapCb(evutil_socket_t, short, void*);
+  Worker& w_;
+  std::unordered_map<std::string, std::list<std::unique_ptr<H2Origin>>> byKey_;
+  EventPtr reapEv_;
+};
+
+bool alpnIsH2(SSL* ssl);
+
+}  // namespace sekisho::server
