@@ -100,5 +100,32 @@ TEST_F(ProxyBrowser, ShowsTheBlockPageForAnHttpsSiteInsteadOfAConnectionError) {
   EXPECT_TRUE(proxy().waitLogLineWith(ref, "reason=reputation_block"));
 }
 
+// Chromium on an intercepted site whose origin speaks HTTP/2: h2 from the browser to the proxy and
+// from the proxy to the origin (the origin's /echo shows the request it received as h2 fields).
+TEST_F(ProxyBrowser, LoadsAnInterceptedSiteOverHttp2OnBothSides) {
+  if (!chromiumPath() || access("/usr/bin/certutil", X_OK) != 0)
+    GTEST_SKIP() << "chromium or certutil missing (scripts/install-deps.sh --test installs them)";
+  std::string pki = env_.makePki("");
+  ASSERT_FALSE(pki.empty()) << env_.lastError();
+  TlsOriginOptions o;
+  o.alpn = "h2,http/1.1";
+  Origin* origin = env_.startTlsOrigin(o);
+  ASSERT_NE(origin, nullptr) << env_.lastError();
+  ProxyConfig cfg = env_.proxyConfig();
+  cfg.connectPorts = {"\"1025-65535\""};
+  cfg.resolve.push_back({"good.pki.test", "127.0.0.1"});
+  cfg.extra = "tls: {upstream_ca_file: \"" + pki + "/root.crt\"}\n";
+  ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
+  ASSERT_TRUE(trustCa());
+  std::string url = "https://good.pki.test:" + std::to_string(origin->port()) + "/echo?from=chromium&h=Content-Type:%20text/plain";
+  RunResult r = load(url, "en-US");
+  ASSERT_TRUE(r.status) << "chromium did not finish";
+  EXPECT_NE(r.out.find(":path: /echo?from=chromium&amp;h="), std::string::npos) << r.out.substr(0, 1500) << r.err.substr(0, 1500);
+  EXPECT_NE(r.out.find(":scheme: https"), std::string::npos);
+  EXPECT_NE(r.out.find("via: 1.1 sekisho-test"), std::string::npos);
+  EXPECT_GE(origin->stats().h2Connections, 1);
+  EXPECT_TRUE(proxy().waitLogLineWith("GET " + url, "TCP_MISS/200"));
+}
+
 }  // namespace
 }  // namespace sekisho::it
