@@ -178,6 +178,7 @@ struct ClientConn::Exchange {
   const char* mode = nullptr;   // access-log mode when not derived from squidCode ("bump")
   bool upTls = false;           // `up` is a verified TLS connection (intercepted requests)
   bool upH2 = false;            // `up` is a channel to an HTTP/2 origin connection (h2_origin.h)
+  int64_t maxForwards = -1;     // TRACE/OPTIONS: the Max-Forwards received (sent on less one)
   std::string upgrade;          // a WebSocket upgrade asked for ("websocket"), passed upstream
   std::string contentType;
   uint64_t tunnelToClient = 0;
@@ -465,6 +466,7 @@ void ClientConn::handleRequest(http::RequestHead head) {
     ex_->squidCode = "TCP_DENIED";
     return respondError(508, Reason::LoopDetected, "the request already passed through " + cfg.visibleHostname);
   }
+  if (answeredForMaxForwards()) return;
   bool isConnect = req.method == "CONNECT";
   if (isConnect) {
     if (!net::portAllowed(cfg.connectPorts, req.port)) {
@@ -482,6 +484,44 @@ void ClientConn::handleRequest(http::RequestHead head) {
   }
   // Refused: the origin is never contacted. Allowed (now, or when the store answers): resolve.
   checkReputation(nullptr, [this] { startResolve(); });
+}
+
+// TRACE and OPTIONS carrying Max-Forwards (RFC 9110 §7.6.2): at 0 this proxy is the final
+// recipient and answers itself (TRACE: the request as received, minus the fields that carry
+// credentials; OPTIONS: 200 with what the proxy allows); above 0 the request goes on with the
+// value less one (startRelay). A value that is not a single number is refused, as is a TRACE
+// with content (§9.3.8). True when the exchange was answered here.
+bool ClientConn::answeredForMaxForwards() {
+  auto& req = ex_->req;
+  if (req.method != "TRACE" && req.method != "OPTIONS") return false;
+  if (req.method == "TRACE" && req.body != BodyKind::None) {
+    respondError(400, Reason::BadRequest, "a TRACE request must not carry content");
+    return true;
+  }
+  if (req.headers.count("max-forwards") == 0) return false;
+  const http::Header* mf = req.headers.find("max-forwards");
+  std::string_view v = mf->value;
+  bool digits = !v.empty() && v.size() <= 9 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (req.headers.count("max-forwards") != 1 || !digits) {
+    respondError(400, Reason::BadRequest, "Max-Forwards must be one decimal number");
+    return true;
+  }
+  ex_->maxForwards = std::stoll(std::string(v));
+  if (ex_->maxForwards > 0) return false;
+  ex_->squidCode = "NONE_NONE";
+  if (req.method == "OPTIONS") {
+    respondLocal(200, "text/plain; charset=utf-8", "", true, "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE, CONNECT\r\n");
+    return true;
+  }
+  std::string echo;
+  echo.append(req.method).append(" ").append(req.target).append(req.versionMinor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+  for (const auto& f : req.headers.items) {
+    if (iequals(f.name, "cookie") || iequals(f.name, "authorization") || iequals(f.name, "proxy-authorization")) continue;
+    echo.append(f.name).append(": ").append(f.value).append("\r\n");
+  }
+  echo.append("\r\n");
+  respondLocal(200, "message/http", echo, true);
+  return true;
 }
 
 void ClientConn::startResolve() {
@@ -807,6 +847,10 @@ void ClientConn::startRelay() {
       forEachListElement(c.value, [&](std::string_view e) { named |= iequals(e, f.name); });
     }
     if (named) continue;
+    if (ex_->maxForwards > 0 && iequals(f.name, "max-forwards")) {
+      h.append("Max-Forwards: ").append(std::to_string(ex_->maxForwards - 1)).append("\r\n");
+      continue;
+    }
     h.append(f.name).append(": ").append(f.value).append("\r\n");
   }
   (void)connection;
@@ -1742,6 +1786,7 @@ void ClientConn::handleBumpedRequest() {
     ex_->squidCode = "TCP_DENIED";
     return respondError(508, Reason::LoopDetected, "the request already passed through " + w_.config()->visibleHostname);
   }
+  if (answeredForMaxForwards()) return;
   checkReputation(nullptr, [this] {
     ex_->addrs = {bump_->dest};
     ex_->addrIndex = 0;
@@ -1843,11 +1888,13 @@ void ClientConn::serveSelf() {
   respondError(404, Reason::NotFound, "this proxy has no page at " + std::string(path));
 }
 
-void ClientConn::respondLocal(int status, std::string_view contentType, std::string_view body, bool keepAlive) {
+void ClientConn::respondLocal(int status, std::string_view contentType, std::string_view body, bool keepAlive,
+                              std::string_view extraHeaders) {
   bool head = ex_->req.method == "HEAD";
   std::string h = "HTTP/1.1 " + std::to_string(status) + " " + std::string(blockpage::reasonPhrase(status)) +
                   "\r\nContent-Type: " + std::string(contentType) + "\r\nContent-Length: " + std::to_string(body.size()) +
                   "\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n";
+  h.append(extraHeaders);
   if (!keepAlive) closeAfter_ = true;
   if (closeAfter_) h += "Connection: close\r\n";
   h += "\r\n";

@@ -124,7 +124,10 @@ class ClientConn {
   void pumpResponseBody(bool upstreamEnded);
   void finishExchange();
   void serveSelf();
-  void respondLocal(int status, std::string_view contentType, std::string_view body, bool keepAlive);
+  // `extraHeaders`: whole lines, each ending in CRLF.
+  void respondLocal(int status, std::string_view contentType, std::string_view body, bool keepAlive,
+                    std::string_view extraHeaders = {});
+  bool answeredForMaxForwards();
   void respondError(int status, Reason reason, std::string_view detail);
   void tunnelRelay(bufferevent* from, bufferevent* to, Paused& fromPaused);
   void tunnelEnded(bool fromClient);

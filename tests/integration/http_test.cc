@@ -124,6 +124,39 @@ TEST_F(ProxyHttp, AddsViaToRequestAndResponse) {
   EXPECT_TRUE(hasOurViaEntry(*via)) << *via;
 }
 
+// RFC 9110 §7.6.2: TRACE and OPTIONS with Max-Forwards 0 are answered by the proxy itself (the
+// origin sees nothing, and a TRACE echo leaves out credentials); above 0 they go on with one less.
+TEST_F(ProxyHttp, AnswersMaxForwardsZeroItselfAndCountsItDownOtherwise) {
+  ASSERT_NO_FATAL_FAILURE(startBoth());
+  Response r = viaProxy(getRequest(origin().url("/echo"), "Max-Forwards: 0\r\nCookie: session=secret\r\nX-Seen: yes\r\n", "TRACE"));
+  ASSERT_TRUE(r.complete) << r.summary();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("Content-Type").value_or(""), "message/http");
+  EXPECT_EQ(r.body.rfind("TRACE " + origin().url("/echo") + " HTTP/1.1\r\n", 0), 0u) << r.body;
+  EXPECT_NE(r.body.find("X-Seen: yes\r\n"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("secret"), std::string::npos) << "credentials are not echoed\n" << r.body;
+  r = viaProxy(getRequest(origin().url("/echo"), "Max-Forwards: 0\r\n", "OPTIONS"));
+  EXPECT_EQ(r.status, 200) << r.summary();
+  EXPECT_TRUE(r.header("Allow").has_value());
+  EXPECT_EQ(origin().requestCount(), 0) << origin().requests();
+
+  r = echoVia(getRequest(origin().url("/echo"), "Max-Forwards: 3\r\n", "OPTIONS"));
+  Upstream u = splitEcho(r.body);
+  EXPECT_EQ(u.requestLine, "OPTIONS /echo HTTP/1.1");
+  EXPECT_EQ(findHeader(u.fields, "Max-Forwards").value_or(""), "2") << u.head;
+  // Other methods leave the field alone.
+  r = echoVia(getRequest(origin().url("/echo"), "Max-Forwards: 0\r\n"));
+  EXPECT_EQ(findHeader(splitEcho(r.body).fields, "Max-Forwards").value_or(""), "0");
+
+  for (const char* bad : {"Max-Forwards: -1\r\n", "Max-Forwards: 1, 2\r\n", "Max-Forwards: 1\r\nMax-Forwards: 1\r\n"}) {
+    r = viaProxy(getRequest(origin().url("/echo"), bad, "TRACE"));
+    EXPECT_EQ(r.status, 400) << bad << r.summary();
+  }
+  r = viaProxy("TRACE " + origin().url("/echo") + " HTTP/1.1\r\nHost: " + origin().authority() + "\r\nContent-Length: 3\r\n\r\nabc");
+  EXPECT_EQ(r.status, 400) << "TRACE with content: " << r.summary();
+  EXPECT_EQ(origin().requestCount(), 2) << "only the OPTIONS and the GET went on\n" << origin().requests();
+}
+
 TEST_F(ProxyHttp, RemovesHopByHopHeadersUpstream) {
   ASSERT_NO_FATAL_FAILURE(startBoth());
   // RFC 9110 §7.6.1: Connection and the fields it names are for this hop only, as are the
