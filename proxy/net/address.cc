@@ -54,16 +54,35 @@ void SocketAddr::setPort(uint16_t port) {
   if (family() == AF_INET6) reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port = htons(port);
 }
 
+namespace {
+// The IPv4 address (host order) of an AF_INET address or of an IPv4-mapped IPv6 one
+// (::ffff:a.b.c.d, which connect() reaches as a.b.c.d); nullopt for any other.
+std::optional<uint32_t> v4Of(const SocketAddr& a) {
+  if (a.family() == AF_INET) return ntohl(reinterpret_cast<const sockaddr_in*>(&a.ss)->sin_addr.s_addr);
+  if (a.family() != AF_INET6) return std::nullopt;
+  const in6_addr& v6 = reinterpret_cast<const sockaddr_in6*>(&a.ss)->sin6_addr;
+  if (!IN6_IS_ADDR_V4MAPPED(&v6)) return std::nullopt;
+  uint32_t v;
+  memcpy(&v, &v6.s6_addr[12], 4);
+  return ntohl(v);
+}
+}  // namespace
+
 bool SocketAddr::isLoopback() const {
-  if (family() == AF_INET)
-    return (ntohl(reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr.s_addr) >> 24) == 127;
+  if (auto v4 = v4Of(*this)) return (*v4 >> 24) == 127;
   if (family() == AF_INET6) return IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr);
   return false;
 }
 
 bool SocketAddr::isAny() const {
-  if (family() == AF_INET) return reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr.s_addr == INADDR_ANY;
+  if (auto v4 = v4Of(*this)) return *v4 == INADDR_ANY;
   if (family() == AF_INET6) return IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr);
+  return false;
+}
+
+bool SocketAddr::isLinkLocal() const {
+  if (auto v4 = v4Of(*this)) return (*v4 >> 16) == 0xA9FE;  // 169.254.0.0/16
+  if (family() == AF_INET6) return IN6_IS_ADDR_LINKLOCAL(&reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr);
   return false;
 }
 

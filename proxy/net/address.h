@@ -21,8 +21,10 @@ struct SocketAddr {
   uint16_t port() const;
   void setPort(uint16_t port);
   const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&ss); }
-  bool isLoopback() const;
+  // IPv4-mapped IPv6 addresses (::ffff:127.0.0.1) count as the IPv4 address they reach.
+  bool isLoopback() const;                     // 127.0.0.0/8, ::1
   bool isAny() const;                          // 0.0.0.0 or ::
+  bool isLinkLocal() const;                    // 169.254.0.0/16 (cloud metadata), fe80::/10
   bool sameIp(const SocketAddr& other) const;  // ignores the port
   bool operator==(const SocketAddr& other) const { return sameIp(other) && port() == other.port(); }
   std::string ipString() const;                // "10.1.2.3" or "::1"

@@ -555,6 +555,12 @@ void ClientConn::onResolved(Result<std::vector<net::SocketAddr>> answer) {
       ex_->squidCode = "TCP_DENIED";
       return respondError(403, Reason::DestinationNotAllowed, ex_->req.host + " is this proxy's own loopback address");
     }
+    // Link-local addresses belong to the proxy host's own network segment; 169.254.169.254 is
+    // the cloud metadata service, which hands out the instance's credentials (Squid's to_linklocal).
+    if (a.isLinkLocal() && !peer_.isLoopback()) {
+      ex_->squidCode = "TCP_DENIED";
+      return respondError(403, Reason::DestinationNotAllowed, ex_->req.host + " is a link-local address of the proxy's network (" + a.ipString() + ")");
+    }
     if (w_.isAdmin(a)) {
       ex_->squidCode = "TCP_DENIED";
       return respondError(403, Reason::DestinationNotAllowed, "the proxy's admin listener is not a destination");

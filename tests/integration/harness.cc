@@ -1183,7 +1183,7 @@ std::string TestEnv::renderConfig(const ProxyConfig& cfg, uint16_t port) const {
     return s + "}";
   };
   std::string y;
-  y += "listen: [\"127.0.0.1:" + std::to_string(port) + "\"]\n";
+  y += "listen: [\"" + std::string(cfg.listenAll ? "0.0.0.0:" : "127.0.0.1:") + std::to_string(port) + "\"]\n";
   y += "workers: " + cfg.workers + "\n";
   y += "allow_clients: " + list(cfg.allowClients, true) + "\n";
   y += "connect_ports: " + list(cfg.connectPorts, false) + "\n";

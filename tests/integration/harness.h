@@ -319,6 +319,7 @@ struct ProxyConfig {
   std::string extra;             // raw YAML lines appended at the end
   std::vector<std::string> env;  // "K=V" for the proxy process
   uint16_t adminPort = 0;         // the admin listener (/metrics, /lookup) on 127.0.0.1; 0: off
+  bool listenAll = false;         // listen on 0.0.0.0:PORT, so a client from another address can come
 };
 
 class Proxy {

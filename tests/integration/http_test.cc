@@ -1,5 +1,12 @@
 // Plain HTTP proxying, CONNECT, access control, pages about the proxy itself, loops and the access
 // log: the real `sekisho` in front of the test origin.
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "tests/integration/harness.h"
@@ -155,6 +162,71 @@ TEST_F(ProxyHttp, AnswersMaxForwardsZeroItselfAndCountsItDownOtherwise) {
   r = viaProxy("TRACE " + origin().url("/echo") + " HTTP/1.1\r\nHost: " + origin().authority() + "\r\nContent-Length: 3\r\n\r\nabc");
   EXPECT_EQ(r.status, 400) << "TRACE with content: " << r.summary();
   EXPECT_EQ(origin().requestCount(), 2) << "only the OPTIONS and the GET went on\n" << origin().requests();
+}
+
+// This machine's first IPv4 address that is not loopback ("" when it has none).
+std::string nonLoopbackIpv4() {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return "";
+  std::string found;
+  for (ifaddrs* i = list; i && found.empty(); i = i->ifa_next) {
+    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || (i->ifa_flags & IFF_LOOPBACK) || !(i->ifa_flags & IFF_UP)) continue;
+    char buf[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof buf);
+    found = buf;
+  }
+  freeifaddrs(list);
+  return found;
+}
+
+// One request from `ip` (bound as the source) to the proxy at ip:port; the status line.
+std::string statusLineFrom(const std::string& ip, uint16_t port, const std::string& request) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string got;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    a.sin_port = htons(port);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+        ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == ssize_t(request.size())) {
+      char buf[4096];
+      ssize_t n;
+      while (got.find("\r\n") == std::string::npos && (n = ::recv(fd, buf, sizeof buf, 0)) > 0) got.append(buf, size_t(n));
+    }
+  }
+  ::close(fd);
+  return got.substr(0, got.find("\r\n"));
+}
+
+// A client on another machine must not reach what listens on the proxy host's loopback, however
+// the address is written, nor the link-local network (169.254.169.254 is the cloud metadata
+// service); a client on the proxy host itself still may reach loopback.
+TEST_F(ProxyHttp, RemoteClientCannotReachTheProxyHostsLoopbackOrLinkLocal) {
+  std::string ip = nonLoopbackIpv4();
+  if (ip.empty()) GTEST_SKIP() << "no non-loopback IPv4 address on this machine";
+  ASSERT_NO_FATAL_FAILURE(startOrigin());
+  ProxyConfig cfg = env_.proxyConfig();
+  cfg.listenAll = true;
+  cfg.allowClients.push_back(ip + "/32");
+  cfg.connectPorts = {"\"1-65535\""};
+  cfg.httpPorts = {"\"1-65535\""};
+  ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
+  std::string port = std::to_string(origin().port());
+  const std::vector<std::string> targets{"127.0.0.1:" + port, "[::ffff:127.0.0.1]:" + port, "[::1]:" + port,
+                                         "0.0.0.0:" + port, "169.254.169.254:80", "[fe80::1]:80"};
+  for (const std::string& target : targets) {
+    EXPECT_EQ(statusLineFrom(ip, proxy().port(), "GET http://" + target + "/echo HTTP/1.1\r\nHost: " + target + "\r\n\r\n"),
+              "HTTP/1.1 403 Forbidden") << target;
+    EXPECT_EQ(statusLineFrom(ip, proxy().port(), "CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n\r\n"),
+              "HTTP/1.1 403 Forbidden") << "CONNECT " << target;
+  }
+  EXPECT_TRUE(proxy().waitLogLineWith("169.254.169.254", "destination_not_allowed"));
+  EXPECT_EQ(origin().requestCount(), 0) << origin().requests();
+  Response local = viaProxy(getRequest(origin().url("/echo")));
+  EXPECT_EQ(local.status, 200) << "a client on the proxy host itself: " << local.summary();
 }
 
 TEST_F(ProxyHttp, RemovesHopByHopHeadersUpstream) {

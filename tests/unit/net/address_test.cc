@@ -1,5 +1,6 @@
 #include "proxy/net/address.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
 using namespace sekisho::net;
@@ -64,4 +65,28 @@ TEST(Ports, RangesAllow) {
   EXPECT_TRUE(portAllowed(r, 8080));
   EXPECT_FALSE(portAllowed(r, 25));
   EXPECT_FALSE(portAllowed(r, 0));
+}
+
+// What the proxy refuses as a destination for remote clients, however the address is written.
+TEST(Address, ClassifiesLoopbackAnyAndLinkLocalIncludingMappedForms) {
+  auto v6 = [](const char* text) {
+    SocketAddr a;
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
+    sin6->sin6_family = AF_INET6;
+    EXPECT_EQ(inet_pton(AF_INET6, text, &sin6->sin6_addr), 1) << text;
+    a.len = sizeof(sockaddr_in6);
+    return a;
+  };
+  EXPECT_TRUE(parseIp("127.8.9.10")->isLoopback());
+  EXPECT_TRUE(v6("::ffff:127.0.0.1").isLoopback()) << "an IPv4-mapped loopback reaches 127.0.0.1";
+  EXPECT_TRUE(v6("::1").isLoopback());
+  EXPECT_FALSE(parseIp("128.0.0.1")->isLoopback());
+  EXPECT_TRUE(parseIp("0.0.0.0")->isAny());
+  EXPECT_TRUE(v6("::ffff:0.0.0.0").isAny());
+  EXPECT_TRUE(parseIp("169.254.169.254")->isLinkLocal());
+  EXPECT_TRUE(v6("::ffff:169.254.169.254").isLinkLocal());
+  EXPECT_TRUE(v6("fe80::1").isLinkLocal());
+  EXPECT_FALSE(parseIp("169.253.1.1")->isLinkLocal());
+  EXPECT_FALSE(parseIp("10.0.0.1")->isLinkLocal());
+  EXPECT_FALSE(v6("2001:db8::1").isLinkLocal());
 }
