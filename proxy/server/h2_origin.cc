@@ -65,6 +65,12 @@ H2Origin::~H2Origin() {
 }
 
 bool H2Origin::start() {
+  if (startSession()) return true;
+  die("could not start");  // never offered to a request; freed by the registry's reap
+  return false;
+}
+
+bool H2Origin::startSession() {
   nghttp2_session_callbacks* cb = nullptr;
   if (nghttp2_session_callbacks_new(&cb) != 0) return false;
   nghttp2_session_callbacks_set_on_header_callback(cb, &H2Origin::onHeader);

@@ -73,6 +73,7 @@ class H2Origin {
   static void chanEventCb(bufferevent*, short, void*);
   static void idleCb(evutil_socket_t, short, void*);
 
+  bool startSession();
   void onTlsReadable();
   void pokePending();
   void onChanReadable(Chan& c);
