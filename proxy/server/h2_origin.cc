@@ -5,6 +5,8 @@
 #include <event2/bufferevent_struct.h>  // ev_read, for the records OpenSSL read ahead
 #include <event2/event.h>
 
+#include <openssl/err.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -143,8 +145,30 @@ H2Origin::Chan* H2Origin::byStream(int32_t id) {
 // ---------------------------------------------------------------- the origin's side
 void H2Origin::tlsReadCb(bufferevent*, void* arg) {
   auto* self = static_cast<H2Origin*>(arg);
+  self->takeBufferedRecords();
   self->onTlsReadable();
   self->pokePending();
+}
+
+// bufferevent_openssl hands over one record per read event. Records OpenSSL already holds (it
+// reads up to 64 KiB at a time) are decrypted into the input now, so one pass through nghttp2
+// and one write towards the clients serve them all, instead of one loop turn each.
+void H2Origin::takeBufferedRecords() {
+  SSL* s = ssl();
+  evbuffer* in = bufferevent_get_input(tls_.get());
+  for (size_t taken = 0; s && taken < kMaxTakenPerRead && SSL_has_pending(s);) {
+    evbuffer_iovec v;
+    if (evbuffer_reserve_space(in, 16 * 1024 + 256, &v, 1) != 1) return;
+    ERR_clear_error();
+    int r = SSL_read(s, v.iov_base, int(v.iov_len));
+    if (r <= 0) {  // a partial record, an alert, close_notify: libevent's own read reports it
+      ERR_clear_error();
+      return;
+    }
+    v.iov_len = size_t(r);
+    evbuffer_commit_space(in, &v, 1);
+    taken += size_t(r);
+  }
 }
 
 // OpenSSL reads ahead (up to 64 KiB per read, origin_tls.cc) and bufferevent_openssl takes one
@@ -169,17 +193,23 @@ void H2Origin::tlsEventCb(bufferevent*, short what, void* arg) {
 void H2Origin::onTlsReadable() {
   if (dead_) return;
   evbuffer* in = bufferevent_get_input(tls_.get());
-  while (size_t len = evbuffer_get_length(in)) {
-    size_t n = std::min<size_t>(len, 64 * 1024);
-    const uint8_t* p = evbuffer_pullup(in, ssize_t(n));
-    ssize_t used = nghttp2_session_mem_recv(session_, p, n);
-    if (used < 0) {
-      SLOG_INFO("h2 origin %s: %s", key_.c_str(), nghttp2_strerror(int(used)));
-      flush();  // our GOAWAY, if nghttp2 queued one
-      return die("protocol error");
+  // nghttp2 takes any split of the byte stream (partial frames are kept inside it), so each
+  // piece of the input is handed over where it lies, without gathering it into one block.
+  while (evbuffer_get_length(in)) {
+    evbuffer_iovec v[8];
+    int n = evbuffer_peek(in, -1, nullptr, v, 8);
+    size_t used = 0;
+    for (int i = 0; i < n && i < 8; ++i) {
+      ssize_t r = nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(v[i].iov_base), v[i].iov_len);
+      if (r < 0) {
+        SLOG_INFO("h2 origin %s: %s", key_.c_str(), nghttp2_strerror(int(r)));
+        flush();  // our GOAWAY, if nghttp2 queued one
+        return die("protocol error");
+      }
+      used += size_t(r);
+      if (dead_) return;
     }
-    evbuffer_drain(in, size_t(used));
-    if (dead_) return;
+    evbuffer_drain(in, used);
   }
   if (!flush()) return die("write failed");
   if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) die("session finished");
@@ -205,15 +235,14 @@ bool H2Origin::flush() {
       if (n == 0) break;
       evbuffer_add(out, data, size_t(n));
     }
-    bool again = false;
-    for (auto it = chans_.begin(); ok && it != chans_.end();) {
+    if (repumps_ == 0) break;
+    for (auto it = chans_.begin(); ok && repumps_ && it != chans_.end();) {
       Chan& c = **it++;
       if (!c.repump) continue;
       c.repump = false;
-      again = true;
+      --repumps_;
       pumpRequest(c);
     }
-    if (!again) break;
   }
   flushing_ = false;
   return ok;
@@ -228,6 +257,7 @@ void H2Origin::die(const char* why) {
   for (auto& c : chans_)
     if (c->end) bufferevent_flush(c->end.get(), EV_WRITE, BEV_FINISHED);
   chans_.clear();
+  repumps_ = 0;
   if (idle_) evtimer_del(idle_.get());
   bufferevent_setcb(tls_.get(), nullptr, nullptr, nullptr, nullptr);
   tls_.reset();
@@ -412,6 +442,7 @@ void H2Origin::closeChan(Chan& c) {
     streams_.erase(c.id);
   }
   if (c.end) bufferevent_flush(c.end.get(), EV_WRITE, BEV_FINISHED);
+  if (c.repump) --repumps_;
   chans_.erase(c.self);  // frees c
   armIdle();
   if (goaway_) w_.h2Origins().scheduleReap();
@@ -529,6 +560,7 @@ ssize_t H2Origin::readRequestBody(nghttp2_session* session, int32_t id, uint8_t*
   if (c->chanPaused && evbuffer_get_length(c->reqBody.get()) < limit / 2) {
     c->chanPaused = false;
     bufferevent_enable(c->end.get(), EV_READ);
+    if (!c->repump) ++c->owner->repumps_;
     c->repump = true;  // bytes already in the channel's input: pumped by flush(), not from here
   }
   if (evbuffer_get_length(c->reqBody.get()) == 0 && c->reqDone) {

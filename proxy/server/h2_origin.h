@@ -39,6 +39,7 @@ class H2Origin {
   static constexpr uint32_t kStreamWindow = 256 * 1024;
   static constexpr uint32_t kConnectionWindow = 16 * 1024 * 1024;
   static constexpr uint32_t kMaxStreams = 100;  // ours, whatever the origin allows beyond it
+  static constexpr size_t kMaxTakenPerRead = 256 * 1024;  // decrypted per read event, at most
 
   // `tls` is a verified TLS bufferevent on which the origin selected h2.
   H2Origin(Worker& w, std::string key, BevPtr tls);
@@ -75,6 +76,7 @@ class H2Origin {
 
   bool startSession();
   void onTlsReadable();
+  void takeBufferedRecords();
   void pokePending();
   void onChanReadable(Chan& c);
   void onChanDrained(Chan& c);
@@ -97,6 +99,7 @@ class H2Origin {
   std::unordered_map<int32_t, Chan*> streams_;
   bool dead_ = false, goaway_ = false, flushing_ = false;
   uint64_t streamsStarted_ = 0;
+  size_t repumps_ = 0;  // channels with Chan::repump set (flush() looks only when there are any)
 };
 
 // The h2 origin connections of one worker, by pool key (UpstreamPool::tlsKey). Dead ones are
