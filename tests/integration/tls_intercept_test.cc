@@ -1125,8 +1125,9 @@ TEST_F(TlsInterceptH2, H2OriginAnswersBecomeTheSameResponses) {
 }
 
 // A stream the origin resets ends that response only, never passed off as complete; a reset
-// before any answer is a 502 page; after GOAWAY the next request gets a new connection.
-TEST_F(TlsInterceptH2, H2OriginResetsAndGoawayEndOnlyWhatTheyMust) {
+// before any answer is a 502 page, a stream never answered a 504; after GOAWAY the next request
+// gets a new connection.
+TEST_F(TlsInterceptH2, H2OriginResetsHangsAndGoawayEndOnlyWhatTheyMust) {
   workers_ = "1";  // every curl run on the worker that holds the h2 origin connection
   Origin* origin = startH2Origin();
   ASSERT_NE(origin, nullptr);
@@ -1143,6 +1144,17 @@ TEST_F(TlsInterceptH2, H2OriginResetsAndGoawayEndOnlyWhatTheyMust) {
   ASSERT_TRUE(r.exitedWith(0)) << r.err;
   EXPECT_EQ(r.out, "502");
   EXPECT_TRUE(proxy().waitLogLineWith("GET " + base + "/reset", "/502"));
+  // A stream the origin never answers gets its own 504 at the first-byte deadline; a stream
+  // beside it on the same origin connection is served meanwhile.
+  auto started = std::chrono::steady_clock::now();
+  r = curl({"--parallel", "-w", "%{url} %{http_code}\n", "-o", "/dev/null", base + "/hang", "-o", env_.path("beside"),
+            base + "/size/70000"});
+  auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_NE(r.out.find(base + "/hang 504"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.out.find(base + "/size/70000 200"), std::string::npos) << r.out;
+  EXPECT_TRUE(readFile(env_.path("beside")) == testorigin::patternString(70000));
+  EXPECT_LT(took, Millis(6000)) << "first_byte is 2 s in these tests";
+  EXPECT_TRUE(proxy().waitLogLineWith("GET " + base + "/hang", "/504"));
   long before = origin->stats().h2Connections;
   r = curl({"-w", " %{http_code}", base + "/goaway"});
   ASSERT_TRUE(r.exitedWith(0)) << r.err;
