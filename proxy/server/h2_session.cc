@@ -25,7 +25,7 @@ bool connectionSpecific(std::string_view name) {
 struct H2Session::Stream {
   H2Session* owner = nullptr;
   int32_t id = 0;
-  std::string method, path, authority, scheme, cookie, contentLength;
+  std::string method, path, authority, scheme, cookie, contentLength, host;
   std::vector<std::pair<std::string, std::string>> headers;
   size_t headerBytes = 0;
   bool started = false, endStream = false, chunkedUp = false;
@@ -141,7 +141,7 @@ int H2Session::onHeader(nghttp2_session* session, const nghttp2_frame* frame, co
   else if (n == ":scheme") s->scheme = std::move(v);
   else if (n == "cookie") s->cookie += (s->cookie.empty() ? "" : "; ") + v;  // RFC 9113 §8.2.3
   else if (n == "content-length") s->contentLength = std::move(v);
-  else if (n == "host" && s->authority.empty()) s->authority = std::move(v);
+  else if (n == "host") s->host = std::move(v);
   else if (!connectionSpecific(n)) s->headers.emplace_back(std::move(n), std::move(v));
   return 0;
 }
@@ -196,7 +196,13 @@ void H2Session::startRequest(Stream& s) {
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_PROTOCOL_ERROR);
     return;
   }
-  std::string authority = s.authority.empty() ? target_.host : s.authority;
+  // RFC 9113 §8.3.1: a Host that names another entity than :authority makes the request
+  // malformed; letting either one win would let a client choose what the checks see.
+  if (!s.host.empty() && !s.authority.empty() && !iequals(s.host, s.authority)) {
+    respondDirect(s, 400, "the Host header and :authority name different hosts\n");
+    return;
+  }
+  std::string authority = !s.authority.empty() ? s.authority : !s.host.empty() ? s.host : target_.host;
   std::string h;
   h.reserve(256 + s.headerBytes);
   h.append(s.method).append(" ").append(s.path).append(" HTTP/1.1\r\nHost: ").append(authority).append("\r\n");

@@ -1202,6 +1202,56 @@ TEST_F(TlsInterceptH2, H2OriginIsHeldBackByASlowClientAndMemoryStaysFlat) {
   EXPECT_EQ(origin->stats().h2Connections, 1);
 }
 
+// An HTTP/2 request whose Host names another host than its :authority is malformed (RFC 9113
+// §8.3.1): refused with 400 before anything reaches the origin. Frames written by hand (HPACK
+// literals without Huffman), since no HTTP/2 client sends such a request on purpose.
+TEST_F(TlsInterceptH2, HostDifferentFromAuthorityIsRefused) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  const std::string authority = "good.pki.test:" + std::to_string(origin->port());
+  auto literal = [](std::string_view name, std::string_view value) {
+    std::string f{'\0', char(name.size())};
+    f.append(name).push_back(char(value.size()));
+    f.append(value);
+    return f;
+  };
+  auto frame = [](uint8_t type, uint8_t flags, uint32_t stream, std::string_view payload) {
+    std::string f{char(payload.size() >> 16), char(payload.size() >> 8), char(payload.size()), char(type), char(flags),
+                  char(stream >> 24), char(stream >> 16), char(stream >> 8), char(stream)};
+    return f.append(payload);
+  };
+  // The :status of the response on stream `stream` (HPACK static index: 0x88 = 200, 0x8c = 400),
+  // or -1 when none came.
+  auto statusOf = [&](const std::string& host) -> int {
+    TlsOptions o;
+    o.alpn = {"h2"};
+    auto t = via("good.pki.test", origin->port(), o);
+    if (!t->handshakeOk() || t->alpn() != "h2") return -2;
+    std::string block = literal(":method", "GET") + literal(":scheme", "https") + literal(":authority", authority) +
+                        literal(":path", "/echo") + literal("host", host);
+    t->send(std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + frame(4, 0, 0, "") + frame(1, 0x5, 1, block));
+    std::string in;
+    for (int i = 0; i < 50; ++i) {
+      in += t->client().readSome(Millis(100));
+      for (size_t at = 0; at + 9 <= in.size();) {
+        size_t len = (uint8_t(in[at]) << 16) | (uint8_t(in[at + 1]) << 8) | uint8_t(in[at + 2]);
+        if (at + 9 + len > in.size()) break;
+        uint8_t type = uint8_t(in[at + 3]);
+        uint32_t stream = uint32_t(uint8_t(in[at + 8])) | (uint32_t(uint8_t(in[at + 7])) << 8);
+        if (stream == 1 && type == 1 && len > 0) return uint8_t(in[at + 9]) == 0x88 ? 200 : uint8_t(in[at + 9]) == 0x8c ? 400 : 0;
+        if (stream == 1 && type == 3) return -3;  // RST_STREAM
+        at += 9 + len;
+      }
+    }
+    return -1;
+  };
+  EXPECT_EQ(statusOf("evil.example"), 400);
+  EXPECT_EQ(origin->requestCount(), 0);
+  EXPECT_EQ(statusOf(authority), 200) << "the same host in both is an ordinary request";
+  EXPECT_EQ(origin->requestCount(), 1);
+}
+
 TEST_F(TlsInterceptH2, Http2CanBeTurnedOff) {
   Origin* origin = tlsOrigin("good");
   ASSERT_NE(origin, nullptr);
