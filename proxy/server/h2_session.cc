@@ -199,7 +199,7 @@ void H2Session::startRequest(Stream& s) {
   // RFC 9113 §8.3.1: a Host that names another entity than :authority makes the request
   // malformed; letting either one win would let a client choose what the checks see.
   if (!s.host.empty() && !s.authority.empty() && !iequals(s.host, s.authority)) {
-    respondDirect(s, 400, "the Host header and :authority name different hosts\n");
+    refuse(s, 400, Reason::BadRequest, "the Host header and :authority name different hosts");
     return;
   }
   std::string authority = !s.authority.empty() ? s.authority : !s.host.empty() ? s.host : target_.host;
@@ -222,7 +222,7 @@ void H2Session::startRequest(Stream& s) {
   h.append("Connection: close\r\n\r\n");
   bufferevent* pair[2] = {nullptr, nullptr};
   if (bufferevent_pair_new(w_.base(), BEV_OPT_DEFER_CALLBACKS, pair) != 0) {
-    respondDirect(s, 503, "the proxy cannot take more requests right now\n");
+    refuse(s, 503, Reason::TooManyConnections, "the proxy cannot take more requests right now");
     return;
   }
   s.inner.reset(pair[1]);
@@ -234,10 +234,37 @@ void H2Session::startRequest(Stream& s) {
   bufferevent_enable(pair[1], EV_READ | EV_WRITE);
   if (!w_.adoptInner(BevPtr(pair[0]), target_)) {
     s.inner.reset();
-    respondDirect(s, 503, "the proxy cannot take more requests right now\n");
+    refuse(s, 503, Reason::TooManyConnections, "the proxy cannot take more requests right now");
     return;
   }
   evbuffer_add(bufferevent_get_output(pair[1]), h.data(), h.size());
+}
+
+// A stream answered here, before any inner connection took it: counted and logged like every
+// other refusal (the access log's reason field), then answered.
+void H2Session::refuse(Stream& s, int status, Reason why, const std::string& text) {
+  w_.metrics().byReason[size_t(why)].fetch_add(1, std::memory_order_relaxed);
+  SLOG_DEBUG("h2: stream %d refused: %s", s.id, text.c_str());
+  if (accesslog::AccessLog* log = w_.accessLog(); log && log->enabled()) {
+    accesslog::Record r;
+    timeval tv;
+    event_base_gettimeofday_cached(w_.base(), &tv);
+    r.startEpoch = double(tv.tv_sec) + double(tv.tv_usec / 1000) / 1000.0;
+    r.client = target_.peer.ipString();
+    r.squidCode = status == 400 ? "TCP_DENIED" : "NONE_NONE";
+    r.status = status;
+    r.bytesToClient = text.size() + 1;
+    r.method = s.method.empty() ? "-" : s.method;
+    r.url = "https://" + (s.authority.empty() ? target_.host : s.authority) + s.path;
+    r.user = "-";
+    r.hierarchy = "HIER_NONE";
+    r.peer = "-";
+    r.contentType = "text/plain";
+    r.mode = "h2";
+    r.reason = reasonName(why);
+    log->submit(std::move(r));
+  }
+  respondDirect(s, status, text + "\n");
 }
 
 void H2Session::respondDirect(Stream& s, int status, const std::string& text) {

@@ -22,6 +22,7 @@
 #include "proxy/http/message.h"
 #include "proxy/net/address.h"
 #include "proxy/server/body_pump.h"
+#include "proxy/server/metrics.h"
 
 namespace sekisho::server {
 
@@ -73,6 +74,7 @@ class H2Session {
   void onInnerReadable(Stream& s);
   void onInnerEnded(Stream& s, bool clean);
   void respondDirect(Stream& s, int status, const std::string& text);
+  void refuse(Stream& s, int status, Reason why, const std::string& text);
   bool flush();
   Stream* find(int32_t id);
 

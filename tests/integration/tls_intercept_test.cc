@@ -1248,6 +1248,8 @@ TEST_F(TlsInterceptH2, HostDifferentFromAuthorityIsRefused) {
   };
   EXPECT_EQ(statusOf("evil.example"), 400);
   EXPECT_EQ(origin->requestCount(), 0);
+  EXPECT_TRUE(proxy().waitLogLineWith("TCP_DENIED/400 ", "GET https://" + authority + "/echo - HIER_NONE/- text/plain reason=bad_request"))
+      << "the refusal is logged like any other";
   EXPECT_EQ(statusOf(authority), 200) << "the same host in both is an ordinary request";
   EXPECT_EQ(origin->requestCount(), 1);
 }
