@@ -22,6 +22,16 @@ PumpStatus BodyPump::fail(std::string why, bool framing) {
   return PumpStatus::Error;
 }
 
+void appendBodyPiece(evbuffer* dst, const void* data, size_t len, bool chunked) {
+  if (chunked) {
+    char line[24];
+    int n = snprintf(line, sizeof line, "%zx\r\n", len);
+    evbuffer_add(dst, line, size_t(n));
+  }
+  evbuffer_add(dst, data, len);
+  if (chunked) evbuffer_add(dst, "\r\n", 2);
+}
+
 void BodyPump::emitChunkHeader(evbuffer* dst, uint64_t size) {
   char line[24];
   int n = snprintf(line, sizeof line, "%llx\r\n", static_cast<unsigned long long>(size));

@@ -15,6 +15,10 @@ namespace sekisho::server {
 
 enum class PumpStatus : uint8_t { NeedMore, Done, Error };
 
+// Appends one piece of a body that arrived in frames (HTTP/2 DATA) to an HTTP/1.1 message: as it
+// is, or as one chunk (size line, the bytes, CRLF).
+void appendBodyPiece(evbuffer* dst, const void* data, size_t len, bool chunked);
+
 class BodyPump {
  public:
   BodyPump() = default;

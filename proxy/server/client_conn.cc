@@ -498,11 +498,11 @@ bool ClientConn::answeredForMaxForwards() {
     respondError(400, Reason::BadRequest, "a TRACE request must not carry content");
     return true;
   }
-  if (req.headers.count("max-forwards") == 0) return false;
-  const http::Header* mf = req.headers.find("max-forwards");
-  std::string_view v = mf->value;
+  size_t fields = req.headers.count("max-forwards");
+  if (fields == 0) return false;
+  std::string_view v = req.headers.find("max-forwards")->value;
   bool digits = !v.empty() && v.size() <= 9 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (req.headers.count("max-forwards") != 1 || !digits) {
+  if (fields != 1 || !digits) {
     respondError(400, Reason::BadRequest, "Max-Forwards must be one decimal number");
     return true;
   }

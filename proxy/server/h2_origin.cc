@@ -381,16 +381,7 @@ int H2Origin::onDataChunk(nghttp2_session* session, uint8_t, int32_t id, const u
     nghttp2_session_consume(session, id, len);  // not ours to hold (DATA for a gone channel)
     return 0;
   }
-  evbuffer* out = bufferevent_get_output(c->end.get());
-  if (c->chunked) {
-    char line[32];
-    int n = snprintf(line, sizeof line, "%zx\r\n", len);
-    evbuffer_add(out, line, size_t(n));
-    evbuffer_add(out, data, len);
-    evbuffer_add(out, "\r\n", 2);
-  } else {
-    evbuffer_add(out, data, len);
-  }
+  appendBodyPiece(bufferevent_get_output(c->end.get()), data, len, c->chunked);
   c->unconsumed += len;
   return 0;
 }
@@ -520,7 +511,6 @@ void H2Origin::onChanReadable(Chan& c) {
     }
     c.id = id;
     streams_[id] = &c;
-    ++streamsStarted_;
     w_.metrics().upstreamH2Streams.fetch_add(1, std::memory_order_relaxed);
   }
   pumpRequest(c);

@@ -55,10 +55,8 @@ class H2Origin {
   // A channel for one request (the ClientConn's end of the pair), or nullptr.
   BevPtr open();
   SSL* ssl() const { return bufferevent_openssl_get_ssl(tls_.get()); }
-  const std::string& key() const { return key_; }
   bool dead() const { return dead_; }
   size_t channels() const { return chans_.size(); }
-  uint64_t streamsStarted() const { return streamsStarted_; }
 
  private:
   struct Chan;
@@ -100,7 +98,6 @@ class H2Origin {
   std::list<std::unique_ptr<Chan>> chans_;
   std::unordered_map<int32_t, Chan*> streams_;
   bool dead_ = false, goaway_ = false, flushing_ = false;
-  uint64_t streamsStarted_ = 0;
   size_t repumps_ = 0;  // channels with Chan::repump set (flush() looks only when there are any)
 };
 

@@ -168,15 +168,7 @@ int H2Session::onDataChunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t*
   Stream* s = self->find(id);
   if (!s || !s->inner || len == 0) return 0;
   evbuffer* out = bufferevent_get_output(s->inner.get());
-  if (s->chunkedUp) {
-    char line[32];
-    int n = snprintf(line, sizeof line, "%zx\r\n", len);
-    evbuffer_add(out, line, size_t(n));
-    evbuffer_add(out, data, len);
-    evbuffer_add(out, "\r\n", 2);
-  } else {
-    evbuffer_add(out, data, len);
-  }
+  appendBodyPiece(out, data, len, s->chunkedUp);
   // The inner connection reads no further ahead than its own buffer: stop reading the client
   // until this stream's request body has moved on (innerWriteCb... via the pair's write event).
   if (evbuffer_get_length(out) >= self->w_.config()->limits.bufferBytes) self->clientPaused_ = true;

@@ -190,3 +190,22 @@ TEST(BodyPump, OnlyWholeSmallRawBodiesJoinTheHead) {
   }
   EXPECT_EQ(head, "H");
 }
+
+// HTTP/2 DATA pieces written into an HTTP/1.1 message: raw, or one chunk each, which the
+// chunked pump then reads back whole.
+TEST(BodyPump, AppendedBodyPiecesAreRawOrOneChunkEach) {
+  Buf raw, chunked;
+  server::appendBodyPiece(raw.b, "hello", 5, false);
+  server::appendBodyPiece(raw.b, " world", 6, false);
+  EXPECT_EQ(raw.str(), "hello world");
+  std::string big(0x1234, 'x');
+  server::appendBodyPiece(chunked.b, "hello", 5, true);
+  server::appendBodyPiece(chunked.b, big.data(), big.size(), true);
+  EXPECT_EQ(chunked.str(), "5\r\nhello\r\n1234\r\n" + big + "\r\n");
+  chunked.add("0\r\n\r\n");
+  BodyPump p;
+  p.reset(http::BodyKind::Chunked, 0, false);
+  auto [st, out] = pumpInPieces(p, chunked.str(), 7, false);
+  EXPECT_EQ(st, PumpStatus::Done);
+  EXPECT_TRUE(out == "hello" + big);
+}
