@@ -77,7 +77,7 @@ class TlsIntercept : public ProxyTest {
     cfg.adminPort = adminPort_;
     for (const char* n : {"good", "expired", "notyet", "wronghost", "selfsigned", "untrusted", "nointer", "rsa1024",
                           "sha1", "clientauth", "old", "other", "cnonly", "clientonly", "leafca",
-                          "constrained", "expiredinter"})
+                          "constrained", "expiredinter", "sha1inter", "critext", "partialwild", "revoked"})
       cfg.resolve.push_back({std::string(n) + ".pki.test", "127.0.0.1"});
     cfg.timeouts.push_back({"connect", "2s"});
     cfg.extra = "tls: {upstream_ca_file: \"" + root_ + "\"" + tlsExtra + "}\n" + extra;
@@ -173,7 +173,8 @@ TEST_F(TlsIntercept, EveryBadCertificateGetsThePageAndTheOriginNoRequest) {
                         {"selfsigned", "self_signed"}, {"untrusted", "untrusted_root"}, {"nointer", "missing_intermediate"},
                         {"rsa1024", "weak_key"},       {"sha1", "weak_signature"},    {"cnonly", "wrong_host"},
                         {"clientonly", "invalid"},     {"leafca", "invalid"},         {"constrained", "invalid"},
-                        {"expiredinter", "expired"}};
+                        {"expiredinter", "expired"},   {"sha1inter", "weak_signature"}, {"critext", "invalid"},
+                        {"partialwild", "wrong_host"}};
   std::vector<Origin*> origins;
   for (const Case& c : cases) {
     origins.push_back(tlsOrigin(c.cert));
@@ -195,6 +196,58 @@ TEST_F(TlsIntercept, EveryBadCertificateGetsThePageAndTheOriginNoRequest) {
     EXPECT_TRUE(r.header("X-Sekisho-Ref"));
     EXPECT_TRUE(proxy().waitLogLineWith("GET https://" + host, "reason=upstream_cert_invalid"));
     EXPECT_EQ(origins[i]->requestCount(), 0) << "a request reached an origin whose certificate failed";
+  }
+}
+
+TEST_F(TlsIntercept, StapledRevocationFailsTheOriginAndOtherStaplesChangeNothing) {
+  std::string garbage = env_.path("garbage.ocsp");
+  {
+    std::ofstream out(garbage, std::ios::binary);
+    out << std::string("\x30\x82\xff\xff not an OCSP response", 27);
+  }
+  ASSERT_NO_FATAL_FAILURE(pki());
+  struct Case {
+    const char* cert;
+    std::string staple;
+    const char* tlsMax;
+    int status;
+  };
+  // TLS 1.3 carries the staple in the Certificate message, TLS 1.2 in CertificateStatus.
+  const Case cases[] = {
+      {"revoked", pki_ + "/revoked.ocsp", "1.3", 502},  // signed by the issuer: believed
+      {"revoked", pki_ + "/revoked.ocsp", "1.2", 502},
+      {"revoked", pki_ + "/forged.ocsp", "1.3", 200},   // signed by a key nobody trusts: ignored
+      {"good", pki_ + "/good.ocsp", "1.3", 200},        // "good": nothing to object to
+      {"good", pki_ + "/revoked.ocsp", "1.3", 200},     // about another certificate: ignored
+      {"good", garbage, "1.2", 200},                    // not DER at all: ignored
+  };
+  std::vector<Origin*> origins;
+  for (const Case& c : cases) {
+    TlsOriginOptions o;
+    o.cert = c.cert;
+    o.tlsMax = c.tlsMax;
+    o.extraArgs = {"--ocsp", c.staple};
+    origins.push_back(tlsOrigin(o));
+    ASSERT_NE(origins.back(), nullptr);
+  }
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    SCOPED_TRACE(std::string(cases[i].cert) + " stapling " + cases[i].staple + " over TLS " + cases[i].tlsMax);
+    std::string host = std::string(cases[i].cert) + ".pki.test";
+    auto t = via(host, origins[i]->port());
+    ASSERT_TRUE(t->handshakeOk()) << t->error();
+    Response r = t->roundTrip(get(host, origins[i]->port(), "/size/10"));
+    ASSERT_TRUE(r.complete) << r.summary();
+    EXPECT_EQ(r.status, cases[i].status) << r.body.substr(0, 2000);
+    if (cases[i].status == 502) {
+      EXPECT_NE(r.body.find("[revoked]"), std::string::npos) << r.body.substr(0, 3000);
+      EXPECT_NE(r.body.find("revoked by its issuer"), std::string::npos);
+      EXPECT_TRUE(proxy().waitLogLineWith("GET https://" + host, "reason=upstream_cert_invalid"));
+      EXPECT_EQ(origins[i]->requestCount(), 0) << "a request reached a revoked origin";
+    } else {
+      EXPECT_EQ(r.body.size(), 10u);
+      EXPECT_EQ(origins[i]->requestCount(), 1);
+    }
   }
 }
 

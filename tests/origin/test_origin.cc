@@ -2,7 +2,7 @@
 //
 //   test_origin --port-file F [--port P] [--static-dir DIR]
 //               [--tls-cert FILE --tls-key FILE [--tls-min V] [--tls-max V]
-//                [--require-client-cert] [--alpn LIST] [--tickets]]
+//                [--require-client-cert] [--alpn LIST] [--tickets] [--ocsp FILE]]
 //
 // Binds 127.0.0.1:P (0, the default, picks a free port) and writes the port to F (atomically,
 // through a rename), so the test can wait for the file instead of guessing. Blocking sockets and
@@ -15,7 +15,9 @@
 // certificates); refusing is the proxy's job. --require-client-cert requests a client certificate
 // and fails the handshake without one (any certificate is accepted). --alpn LIST (comma
 // separated, e.g. "h2,http/1.1") selects, in the server's order, the first protocol the client
-// offers; without an overlap no ALPN is negotiated. The handshake has 10 s; a failure is logged
+// offers; without an overlap no ALPN is negotiated. --ocsp FILE staples FILE's bytes as the OCSP
+// response to a client that asks for one (TLS 1.2 CertificateStatus, TLS 1.3 in the Certificate
+// message), whatever they are. The handshake has 10 s; a failure is logged
 // to stderr, counted in /stats and closes that connection only.
 //
 // It is deliberately lenient (bare LF line ends, any header count): the proxy is the component
@@ -146,6 +148,7 @@ struct Options {
   bool requireClientCert = false;
   bool tickets = false;  // --tickets: TLS 1.3 session tickets (resumption) instead of full handshakes only
   std::string alpnWire;  // ALPN protocol list in wire format (length-prefixed)
+  std::string ocsp;      // --ocsp FILE: this DER OCSP response is stapled when a client asks for one
 };
 
 Options& options() {
@@ -1373,7 +1376,7 @@ void usage() {
   std::fprintf(stderr,
                "usage: test_origin --port-file FILE [--port PORT] [--static-dir DIR]\n"
                "       [--tls-cert FILE --tls-key FILE [--tls-min V] [--tls-max V] [--require-client-cert]\n"
-               "        [--alpn LIST]]   (V: 1.0|1.1|1.2|1.3)\n");
+               "        [--alpn LIST] [--tickets] [--ocsp FILE]]   (V: 1.0|1.1|1.2|1.3)\n");
 }
 
 int parseTlsVersion(std::string_view v) {
@@ -1410,6 +1413,21 @@ int selectAlpn(SSL*, const unsigned char** out, unsigned char* outLen, const uns
   return SSL_TLSEXT_ERR_OK;
 }
 
+// Staples the bytes of --ocsp as they are (the tests also staple garbage), whatever the client
+// asked about.
+int stapleOcsp(SSL* ssl, void*) {
+  static const std::string bytes = [] {
+    std::ifstream in(options().ocsp, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }();
+  if (bytes.empty()) return SSL_TLSEXT_ERR_NOACK;
+  auto* copy = static_cast<unsigned char*>(OPENSSL_malloc(bytes.size()));
+  if (!copy) return SSL_TLSEXT_ERR_NOACK;
+  std::memcpy(copy, bytes.data(), bytes.size());
+  SSL_set_tlsext_status_ocsp_resp(ssl, copy, static_cast<long>(bytes.size()));  // OpenSSL frees it
+  return SSL_TLSEXT_ERR_OK;
+}
+
 SSL_CTX* makeTlsContext(const Options& o) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
   if (!ctx) return nullptr;
@@ -1432,6 +1450,7 @@ SSL_CTX* makeTlsContext(const Options& o) {
                        [](int, X509_STORE_CTX*) { return 1; });
   }
   if (!o.alpnWire.empty()) SSL_CTX_set_alpn_select_cb(ctx, selectAlpn, nullptr);
+  if (!o.ocsp.empty()) SSL_CTX_set_tlsext_status_cb(ctx, stapleOcsp);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   // Unless asked (--tickets), each connection is a full handshake the test can observe.
   SSL_CTX_set_num_tickets(ctx, o.tickets ? 2 : 0);
@@ -1464,6 +1483,8 @@ int main(int argc, char** argv) {
       (a == "--tls-min" ? opts.tlsMin : opts.tlsMax) = v;
     } else if (a == "--require-client-cert") {
       opts.requireClientCert = true;
+    } else if (a == "--ocsp" && i + 1 < argc) {
+      opts.ocsp = argv[++i];
     } else if (a == "--tickets") {
       opts.tickets = true;
     } else if (a == "--alpn" && i + 1 < argc) {

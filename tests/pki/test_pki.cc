@@ -3,6 +3,7 @@
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -25,6 +26,9 @@ struct Free {
   void operator()(BIGNUM* p) const { BN_free(p); }
   void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
   void operator()(FILE* p) const { std::fclose(p); }
+  void operator()(OCSP_BASICRESP* p) const { OCSP_BASICRESP_free(p); }
+  void operator()(OCSP_RESPONSE* p) const { OCSP_RESPONSE_free(p); }
+  void operator()(ASN1_TIME* p) const { ASN1_TIME_free(p); }
 };
 using Key = std::unique_ptr<EVP_PKEY, Free>;
 using Cert = std::unique_ptr<X509, Free>;
@@ -70,6 +74,7 @@ struct CertSpec {
   std::string aia = "";        // caIssuers URL, "" = none
   const EVP_MD* md = nullptr;  // nullptr: SHA-256
   std::string nameConstraints = "";  // CAs: nameConstraints value, e.g. "critical,permitted;DNS:a.test"
+  bool unknownCritical = false;      // adds a critical extension no verifier knows
 };
 
 void addExt(X509* cert, X509V3_CTX* ctx, int nid, const std::string& value) {
@@ -119,6 +124,18 @@ Cert makeCert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_PKEY* issue
   if (!spec.san.empty()) addExt(cert.get(), &ctx, NID_subject_alt_name, spec.san);
   if (!spec.aia.empty()) addExt(cert.get(), &ctx, NID_info_access, "caIssuers;URI:" + spec.aia);
   if (!spec.nameConstraints.empty()) addExt(cert.get(), &ctx, NID_name_constraints, spec.nameConstraints);
+  if (spec.unknownCritical) {
+    // An extension under a private OID, marked critical: RFC 5280 §4.2 says a verifier that does
+    // not understand it must reject the certificate.
+    std::unique_ptr<ASN1_OBJECT, decltype(&ASN1_OBJECT_free)> oid(OBJ_txt2obj("1.3.6.1.4.1.55555.1.1", 1),
+                                                                 &ASN1_OBJECT_free);
+    std::unique_ptr<ASN1_OCTET_STRING, decltype(&ASN1_OCTET_STRING_free)> value(ASN1_OCTET_STRING_new(),
+                                                                               &ASN1_OCTET_STRING_free);
+    static const unsigned char kNull[] = {0x05, 0x00};
+    if (!oid || !value || !ASN1_OCTET_STRING_set(value.get(), kNull, sizeof kNull)) fail("critical extension");
+    std::unique_ptr<X509_EXTENSION, Free> ext(X509_EXTENSION_create_by_OBJ(nullptr, oid.get(), 1, value.get()));
+    if (!ext || !X509_add_ext(cert.get(), ext.get(), -1)) fail("critical extension");
+  }
 
   // X509_sign() applies no security level, so SHA-1 still signs under OpenSSL 3.
   if (X509_sign(cert.get(), issuerKey, spec.md ? spec.md : EVP_sha256()) <= 0) fail("signing " + spec.cn);
@@ -151,6 +168,34 @@ void writeDer(const std::string& path, X509* cert) {
   auto f = openOut(path, false);
   if (!i2d_X509_fp(f.get(), cert)) fail("writing " + path);
   if (std::fflush(f.get()) != 0) throw Failure{"cannot write " + path};
+}
+
+// A DER OCSP response about `leaf` (issued by `issuer`), signed by signerCert/signerKey: the
+// issuer itself answers for its certificates (RFC 6960 §4.2.2.2), another key is a forgery.
+void writeOcsp(const std::string& path, X509* leaf, X509* issuer, int status, X509* signerCert,
+               EVP_PKEY* signerKey) {
+  std::unique_ptr<OCSP_BASICRESP, Free> basic(OCSP_BASICRESP_new());
+  OCSP_CERTID* id = OCSP_cert_to_id(nullptr, leaf, issuer);
+  std::unique_ptr<ASN1_TIME, Free> thisUpdate(X509_gmtime_adj(nullptr, -kHour));
+  std::unique_ptr<ASN1_TIME, Free> nextUpdate(X509_gmtime_adj(nullptr, 7 * kDay));
+  std::unique_ptr<ASN1_TIME, Free> revokedAt(X509_gmtime_adj(nullptr, -kHour / 2));
+  bool ok = basic && id && thisUpdate && nextUpdate && revokedAt &&
+            OCSP_basic_add1_status(basic.get(), id, status,
+                                   status == V_OCSP_CERTSTATUS_REVOKED ? OCSP_REVOKED_STATUS_KEYCOMPROMISE : -1,
+                                   status == V_OCSP_CERTSTATUS_REVOKED ? revokedAt.get() : nullptr,
+                                   thisUpdate.get(), nextUpdate.get()) != nullptr &&
+            OCSP_basic_sign(basic.get(), signerCert, signerKey, EVP_sha256(), nullptr, 0) == 1;
+  OCSP_CERTID_free(id);
+  if (!ok) fail("OCSP response for " + path);
+  std::unique_ptr<OCSP_RESPONSE, Free> resp(OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, basic.get()));
+  if (!resp) fail("OCSP response for " + path);
+  unsigned char* der = nullptr;
+  int len = i2d_OCSP_RESPONSE(resp.get(), &der);
+  if (len <= 0) fail("encoding " + path);
+  auto f = openOut(path, false);
+  bool written = std::fwrite(der, 1, size_t(len), f.get()) == size_t(len) && std::fflush(f.get()) == 0;
+  OPENSSL_free(der);
+  if (!written) throw Failure{"cannot write " + path};
 }
 
 std::string defaultSan(const std::string& name) {
@@ -197,8 +242,9 @@ void build(const std::string& dir, const std::string& aiaUrl) {
     if (chain) certs.push_back(inter.get());
     writeCerts(p(name + ".crt"), certs);
     writeKey(p(name + ".key"), key.get());
+    return c;
   };
-  leaf("good", {}, ecKey(), true);
+  Cert good = leaf("good", {}, ecKey(), true);
   leaf("expired", {.notBefore = -60 * kDay, .notAfter = -30 * kDay}, ecKey(), true);
   leaf("notyet", {.notBefore = 30 * kDay, .notAfter = 60 * kDay}, ecKey(), true);
   leaf("wronghost", {.san = "DNS:other.example"}, ecKey(), true);
@@ -210,6 +256,19 @@ void build(const std::string& dir, const std::string& aiaUrl) {
   leaf("cnonly", {.san = "-"}, ecKey(), true);
   // Meant for TLS clients, not servers (extendedKeyUsage clientAuth only).
   leaf("clientonly", {.eku = "clientAuth"}, ecKey(), true);
+  // A critical extension nobody understands.
+  leaf("critext", {.unknownCritical = true}, ecKey(), true);
+  // Its only DNS name a partial wildcard ("partial*.pki.test"), which browsers do not honour.
+  leaf("partialwild", {.san = "DNS:partial*.pki.test"}, ecKey(), true);
+  // Revoked by its issuer: revoked.ocsp says so (signed by inter), good.ocsp says "good" about the
+  // good leaf, forged.ocsp says "revoked" about this leaf but is signed by the untrusted root.
+  {
+    Cert revoked = leaf("revoked", {}, ecKey(), true);
+    writeOcsp(p("revoked.ocsp"), revoked.get(), inter.get(), V_OCSP_CERTSTATUS_REVOKED, inter.get(), interKey.get());
+    writeOcsp(p("forged.ocsp"), revoked.get(), inter.get(), V_OCSP_CERTSTATUS_REVOKED, otherRoot.get(),
+              otherRootKey.get());
+    writeOcsp(p("good.ocsp"), good.get(), inter.get(), V_OCSP_CERTSTATUS_GOOD, inter.get(), interKey.get());
+  }
   {
     // Signed by a certificate that is not a CA (basicConstraints CA:FALSE) posing as intermediate.
     Key fakeKey = ecKey();
@@ -236,6 +295,8 @@ void build(const std::string& dir, const std::string& aiaUrl) {
   underCa("constrained", {.cn = "Sekisho Constrained Intermediate", .notAfter = kCaLife,
                           .nameConstraints = "critical,permitted;DNS:elsewhere.test"});
   underCa("expiredinter", {.cn = "Sekisho Expired Intermediate", .notBefore = -60 * kDay, .notAfter = -1 * kDay});
+  // An intermediate the root signed with SHA-1 (the leaf itself is SHA-256).
+  underCa("sha1inter", {.cn = "Sekisho SHA-1 Intermediate", .notAfter = kCaLife, .md = EVP_sha1()});
   // No DNS name anywhere: hostname checks fall back to the CN when there is no DNS SAN.
   leaf("ip", {.cn = "127.0.0.1", .san = "IP:127.0.0.1"}, ecKey(), true);
 
@@ -278,7 +339,8 @@ const std::vector<std::string>& leafNames() {
   static const std::vector<std::string> names{"good",       "expired",    "notyet",  "wronghost",
                                               "selfsigned", "untrusted",  "nointer", "rsa1024",
                                               "sha1",       "clientauth", "ip",         "cnonly",
-                                              "clientonly", "leafca",     "constrained", "expiredinter"};
+                                              "clientonly", "leafca",     "constrained", "expiredinter", "sha1inter", "critext",
+                                              "partialwild", "revoked"};
   return names;
 }
 

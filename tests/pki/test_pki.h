@@ -18,6 +18,14 @@
 //   sha1        signed with SHA-1 by inter, chain   clientauth a good leaf (the origin asks for a
 //                                                              client certificate)
 //   ip          only the IP SAN 127.0.0.1, full chain
+//   cnonly      name only in the subject CN        clientonly  extendedKeyUsage clientAuth only
+//   leafca      signed by a CA:FALSE certificate   constrained under an intermediate whose
+//                                                              nameConstraints permit another domain
+//   expiredinter under an expired intermediate     sha1inter   under an intermediate signed with SHA-1
+//   critext     an unknown critical extension      partialwild only DNS name "partial*.pki.test"
+//   revoked     a good leaf that its issuer revoked: revoked.ocsp (DER OCSP response signed by inter)
+//               says so; forged.ocsp says so too but is signed by untrusted-root; good.ocsp says
+//               "good" about the good leaf
 // Leaves: random serial, SHA-256 (except sha1), keyUsage digitalSignature, extendedKeyUsage
 // serverAuth, CA:FALSE, valid from 1 h ago for 30 days. Keys are ECDSA P-256 except rsa1024.
 #pragma once
