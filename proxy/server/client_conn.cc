@@ -301,6 +301,8 @@ void ClientConn::close() {
 void ClientConn::onShutdown() {
   closeAfter_ = true;
   if (state_ == ConnState::ReadHead && !headStarted_) close();
+  // HTTP/2: no new streams (GOAWAY), the ones begun finish, then the connection ends.
+  if (state_ == ConnState::H2 && h2_ && !h2_->goAway(false)) endH2();
 }
 
 // ---------------------------------------------------------------- reading requests
@@ -326,7 +328,7 @@ void ClientConn::onClientReadable() noexcept {
   if (state_ == ConnState::ReadHead && bump_ && !inner_ && !headStarted_ && clientAlpnIsH2()) return startH2();
   switch (state_) {
     case ConnState::H2:
-      if (!h2_->onClientReadable()) close();
+      if (!h2_->onClientReadable()) endH2();
       break;
     case ConnState::ReadHead: readHead(); break;
     case ConnState::Relay:
@@ -1076,7 +1078,7 @@ void ClientConn::onClientDrained() noexcept {
       trySplice();
       break;
     case ConnState::H2:
-      if (!h2_->onClientDrained()) return close();
+      if (!h2_->onClientDrained()) return endH2();
       break;
     case ConnState::Drain:
       if (evbuffer_get_length(out) == 0) {
@@ -1714,7 +1716,16 @@ void ClientConn::startH2() {
   });
   if (!h2_->start()) return close();
   armTimer(w_.config()->timeouts.clientIdle);
-  if (evbuffer_get_length(bufferevent_get_input(client_.get())) && !h2_->onClientReadable()) return close();
+  if (evbuffer_get_length(bufferevent_get_input(client_.get())) && !h2_->onClientReadable()) return endH2();
+}
+
+// The HTTP/2 session is over: the client broke the protocol, or a GOAWAY ended it. Its streams
+// end now; the GOAWAY nghttp2 wrote leaves before the connection closes, and the close lingers so
+// that frames the client is still sending do not turn into a reset that destroys it unread.
+void ClientConn::endH2() {
+  h2_.reset();
+  linger_ = true;
+  enterDrain();
 }
 
 void ClientConn::onH2Resume(evutil_socket_t, short, void* arg) {
@@ -1724,7 +1735,7 @@ void ClientConn::onH2Resume(evutil_socket_t, short, void* arg) {
   };
   std::unique_ptr<Arg> a(static_cast<Arg*>(arg));
   ClientConn* c = a->w->findConn(a->id);
-  if (c && c->state_ == ConnState::H2 && c->h2_ && !c->h2_->onClientReadable()) c->close();
+  if (c && c->state_ == ConnState::H2 && c->h2_ && !c->h2_->onClientReadable()) c->endH2();
 }
 
 // Interception failed (certificate, handshake, timeout): the client still gets TLS on a leaf
@@ -2015,7 +2026,10 @@ void ClientConn::onTimer() noexcept {
         return;
       }
       if (rearmIdle(t.clientIdle)) return;
-      return close();
+      // Idle: a GOAWAY first, so that a browser does not send its next request into a closing
+      // connection.
+      if (h2_) h2_->goAway(true);
+      return endH2();
     case ConnState::BumpHello:
       if (sniState_ == SniState::Pending) return close();  // the store never answered
       return onBumpHello(true);

@@ -148,6 +148,7 @@ class ClientConn {
   void handleBumpedRequest();
   bool clientAlpnIsH2() const;
   void startH2();
+  void endH2();
   static void onH2Resume(evutil_socket_t, short, void* arg);
   bool clientIsTls() const;
   void startTlsBlock(const std::string& reason);

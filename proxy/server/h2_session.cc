@@ -71,6 +71,15 @@ bool H2Session::wantsClose() const {
   return !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
 }
 
+bool H2Session::goAway(bool now) {
+  if (now)
+    nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
+  else
+    nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+                          NGHTTP2_NO_ERROR, nullptr, 0);
+  return flush() && !wantsClose();
+}
+
 H2Session::Stream* H2Session::find(int32_t id) {
   auto it = streams_.find(id);
   return it == streams_.end() ? nullptr : it->second.get();
@@ -86,6 +95,10 @@ bool H2Session::onClientReadable() {
     ssize_t used = nghttp2_session_mem_recv(session_, p, n);
     if (used < 0) {
       SLOG_DEBUG("h2: %s", nghttp2_strerror(int(used)));
+      // The client broke the protocol or flooded us: say so with a GOAWAY before the connection
+      // ends (the caller closes it once that is out).
+      bool flood = used == NGHTTP2_ERR_FLOODED || used == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
+      nghttp2_session_terminate_session(session_, flood ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
       flush();
       return false;
     }

@@ -55,6 +55,10 @@ class H2Session {
   bool onClientDrained();
   size_t activeStreams() const { return streams_.size(); }
   bool wantsClose() const;
+  // GOAWAY(NO_ERROR). `now`: the session ends once it is sent (idle connections). Otherwise the
+  // streams already begun are served and the client opens no new ones (graceful shutdown); the
+  // session ends with its last stream. Returns what onClientDrained() would.
+  bool goAway(bool now);
 
  private:
   struct Stream;

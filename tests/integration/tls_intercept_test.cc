@@ -80,6 +80,7 @@ class TlsIntercept : public ProxyTest {
                           "constrained", "expiredinter", "sha1inter", "critext", "partialwild", "revoked"})
       cfg.resolve.push_back({std::string(n) + ".pki.test", "127.0.0.1"});
     cfg.timeouts.push_back({"connect", "2s"});
+    cfg.timeouts.insert(cfg.timeouts.end(), timeouts_.begin(), timeouts_.end());
     cfg.extra = "tls: {upstream_ca_file: \"" + root_ + "\"" + tlsExtra + "}\n" + extra;
     cfg.env = env;
     ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
@@ -126,6 +127,7 @@ class TlsIntercept : public ProxyTest {
   }
   std::string pki_, root_;
   std::string workers_;  // empty: the harness default
+  HeaderList timeouts_;  // more timeouts for the proxy, e.g. {{"client_idle", "1s"}}
   uint16_t adminPort_ = 0;  // 0: admin listener off
 };
 
@@ -1025,6 +1027,63 @@ class TlsInterceptH2 : public TlsIntercept {
     return HasFatalFailure() ? nullptr : origin;
   }
   std::string base_;
+
+  // Hand-written HTTP/2 for what clients like curl never send: an HPACK literal header field
+  // without indexing (names and values under 128 bytes), a frame, and the frames in `in`.
+  static std::string literal(std::string_view name, std::string_view value) {
+    std::string f{'\0', char(name.size())};
+    f.append(name).push_back(char(value.size()));
+    f.append(value);
+    return f;
+  }
+  static std::string frame(uint8_t type, uint8_t flags, uint32_t stream, std::string_view payload) {
+    std::string f{char(payload.size() >> 16), char(payload.size() >> 8), char(payload.size()), char(type), char(flags),
+                  char(stream >> 24), char(stream >> 16), char(stream >> 8), char(stream)};
+    return f.append(payload);
+  }
+  // An HTTP/2 connection through the proxy to good.pki.test at `origin` on which stream 1 asks
+  // for GET `path` (no response read); null (with a test failure) when h2 was not agreed.
+  std::unique_ptr<TlsClient> h2Get(Origin* origin, const std::string& path) {
+    TlsOptions o;
+    o.alpn = {"h2"};
+    auto t = via("good.pki.test", origin->port(), o);
+    EXPECT_TRUE(t->handshakeOk()) << t->error();
+    EXPECT_EQ(t->alpn(), "h2");
+    if (!t->handshakeOk() || t->alpn() != "h2") return nullptr;
+    const std::string authority = "good.pki.test:" + std::to_string(origin->port());
+    t->send(preface() + frame(1, 0x5, 1,
+                               literal(":method", "GET") + literal(":scheme", "https") + literal(":authority", authority) +
+                                   literal(":path", path)));
+    return t;
+  }
+  static std::string preface() { return std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + frame(4, 0, 0, ""); }
+  struct Frame {
+    uint8_t type, flags;
+    uint32_t stream;
+    std::string payload;
+  };
+  static std::vector<Frame> frames(const std::string& in) {
+    std::vector<Frame> out;
+    for (size_t at = 0; at + 9 <= in.size();) {
+      size_t len = (uint8_t(in[at]) << 16) | (uint8_t(in[at + 1]) << 8) | uint8_t(in[at + 2]);
+      if (at + 9 + len > in.size()) break;
+      uint32_t stream = (uint32_t(uint8_t(in[at + 5]) & 0x7f) << 24) | (uint32_t(uint8_t(in[at + 6])) << 16) |
+                        (uint32_t(uint8_t(in[at + 7])) << 8) | uint32_t(uint8_t(in[at + 8]));
+      out.push_back({uint8_t(in[at + 3]), uint8_t(in[at + 4]), stream, in.substr(at + 9, len)});
+      at += 9 + len;
+    }
+    return out;
+  }
+  static uint32_t be32(std::string_view p, size_t at) {
+    return (uint32_t(uint8_t(p[at])) << 24) | (uint32_t(uint8_t(p[at + 1])) << 16) | (uint32_t(uint8_t(p[at + 2])) << 8) |
+           uint32_t(uint8_t(p[at + 3]));
+  }
+  // The GOAWAY in `in` as {last stream id, error code}, or nullopt.
+  static std::optional<std::pair<uint32_t, uint32_t>> goaway(const std::string& in) {
+    for (const Frame& f : frames(in))
+      if (f.type == 7 && f.payload.size() >= 8) return std::make_pair(be32(f.payload, 0) & 0x7fffffff, be32(f.payload, 4));
+    return std::nullopt;
+  }
 };
 
 TEST_F(TlsInterceptH2, CurlGetsHttp2EndToEnd) {
@@ -1263,17 +1322,6 @@ TEST_F(TlsInterceptH2, HostDifferentFromAuthorityIsRefused) {
   ASSERT_NE(origin, nullptr);
   ASSERT_NO_FATAL_FAILURE(startIntercepting());
   const std::string authority = "good.pki.test:" + std::to_string(origin->port());
-  auto literal = [](std::string_view name, std::string_view value) {
-    std::string f{'\0', char(name.size())};
-    f.append(name).push_back(char(value.size()));
-    f.append(value);
-    return f;
-  };
-  auto frame = [](uint8_t type, uint8_t flags, uint32_t stream, std::string_view payload) {
-    std::string f{char(payload.size() >> 16), char(payload.size() >> 8), char(payload.size()), char(type), char(flags),
-                  char(stream >> 24), char(stream >> 16), char(stream >> 8), char(stream)};
-    return f.append(payload);
-  };
   // The :status of the response on stream `stream` (HPACK static index: 0x88 = 200, 0x8c = 400),
   // or -1 when none came.
   auto statusOf = [&](const std::string& host) -> int {
@@ -1305,6 +1353,113 @@ TEST_F(TlsInterceptH2, HostDifferentFromAuthorityIsRefused) {
       << "the refusal is logged like any other";
   EXPECT_EQ(statusOf(authority), 200) << "the same host in both is an ordinary request";
   EXPECT_EQ(origin->requestCount(), 1);
+}
+
+TEST_F(TlsInterceptH2, RapidResetAndContinuationFloodsEndTheConnectionAndSpareTheWorker) {
+  // CVE-2023-44487: a client that opens streams and cancels them at once is never held back by
+  // the concurrent-stream limit. The connection must end (GOAWAY) long before the flood does,
+  // without a request per stream reaching the origin, and the worker must go on serving.
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  workers_ = "1";
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  const std::string authority = "good.pki.test:" + std::to_string(origin->port());
+  TlsOptions o;
+  o.alpn = {"h2"};
+  auto t = via("good.pki.test", origin->port(), o);
+  ASSERT_TRUE(t->handshakeOk()) << t->error();
+  ASSERT_EQ(t->alpn(), "h2");
+  const std::string block =
+      literal(":method", "GET") + literal(":scheme", "https") + literal(":authority", authority) + literal(":path", "/delay/200");
+  const std::string cancel("\0\0\0\x08", 4);
+  constexpr int kStreams = 5000;
+  std::string flood = preface();
+  for (int i = 0; i < kStreams; ++i) {
+    uint32_t id = uint32_t(2 * i + 1);
+    flood += frame(1, 0x5, id, block) + frame(3, 0, id, cancel);
+  }
+  // Sent in pieces while reading: the proxy may end the connection before it has all of it.
+  std::string in;
+  for (size_t at = 0; at < flood.size() && !goaway(in);) {
+    size_t n = std::min<size_t>(64 * 1024, flood.size() - at);
+    if (!t->send(std::string_view(flood).substr(at, n), Millis(2000))) break;
+    at += n;
+    in += t->client().readSome(Millis(5));
+  }
+  in += t->client().readUntilClose(Millis(3000));
+  auto g = goaway(in);
+  ASSERT_TRUE(g) << "the flood of cancelled streams was not ended";
+  EXPECT_NE(g->second, 0u) << "an error, not NO_ERROR (nghttp2 says INTERNAL_ERROR)";
+  // Far fewer requests than streams reached the origin, and the worker serves the next client.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_LT(origin->requestCount(), kStreams / 2);
+
+  // CVE-2024-27316 and kin: one header block spread over endless CONTINUATION frames.
+  auto c = via("good.pki.test", origin->port(), o);
+  ASSERT_TRUE(c->handshakeOk()) << c->error();
+  std::string endless = preface() + frame(1, 0x1, 1, block);
+  for (int i = 0; i < 2000; ++i) endless += frame(9, 0, 1, literal("x-filler-" + std::to_string(i % 10), "y"));
+  c->send(endless, Millis(2000));
+  in = c->client().readUntilClose(Millis(3000));
+  g = goaway(in);
+  ASSERT_TRUE(g) << "endless CONTINUATION frames were not refused with a GOAWAY";
+  EXPECT_EQ(g->second, 0xbu) << "ENHANCE_YOUR_CALM";
+  EXPECT_FALSE(c->client().isOpen());
+
+  long before = origin->requestCount();
+  auto next = via("good.pki.test", origin->port());
+  ASSERT_TRUE(next->handshakeOk()) << next->error();
+  EXPECT_EQ(next->roundTrip(get("good.pki.test", origin->port(), "/size/10")).status, 200);
+  EXPECT_EQ(origin->requestCount(), before + 1);
+}
+
+TEST_F(TlsInterceptH2, IdleConnectionGetsAGoawayBeforeItCloses) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  timeouts_ = {{"client_idle", "1s"}};
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  auto t = h2Get(origin, "/size/10");
+  ASSERT_TRUE(t);
+  auto t0 = Clock::now();
+  std::string in = t->client().readUntilClose(Millis(5000));
+  auto waited = Clock::now() - t0;
+  auto g = goaway(in);
+  ASSERT_TRUE(g) << "closed without a GOAWAY";
+  EXPECT_EQ(g->first, 1u) << "the last stream it took";
+  EXPECT_EQ(g->second, 0u) << "NO_ERROR";
+  EXPECT_GE(waited, Millis(900));
+  EXPECT_LT(waited, Millis(4000));
+  bool answered = false;
+  for (const Frame& f : frames(in)) answered |= f.type == 0 && f.stream == 1 && (f.flags & 1) && f.payload.size() == 10;
+  EXPECT_TRUE(answered) << "stream 1 was served before the connection went idle";
+}
+
+TEST_F(TlsInterceptH2, SigtermLetsBegunStreamsFinishBehindAGoaway) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  timeouts_ = {{"shutdown", "10s"}};
+  ASSERT_NO_FATAL_FAILURE(startIntercepting());
+  auto t = h2Get(origin, "/delay/1000");
+  ASSERT_TRUE(t);
+  ASSERT_TRUE(waitUntil([&] { return origin->requestCount() == 1; }, Millis(3000), Millis(10)));
+  auto t0 = Clock::now();
+  ASSERT_TRUE(proxy().child().signal(SIGTERM));
+  std::string in = t->client().readUntilClose(Millis(8000));
+  auto g = goaway(in);
+  ASSERT_TRUE(g) << "no GOAWAY at shutdown";
+  EXPECT_EQ(g->first, 1u) << "stream 1 was begun and is served";
+  EXPECT_EQ(g->second, 0u) << "NO_ERROR";
+  bool status200 = false, ended = false;
+  for (const Frame& f : frames(in)) {
+    status200 |= f.type == 1 && f.stream == 1 && !f.payload.empty() && uint8_t(f.payload[0]) == 0x88;
+    ended |= f.stream == 1 && (f.type == 0 || f.type == 1) && (f.flags & 1);
+  }
+  EXPECT_TRUE(status200 && ended) << "the stream in flight was cut";
+  t->client().close();
+  std::optional<int> status = proxy().child().waitExit(Millis(8000));
+  ASSERT_TRUE(status) << "still running 8 s after SIGTERM";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << describeStatus(status);
+  EXPECT_LT(Clock::now() - t0, Millis(6000)) << "the shutdown waited for its deadline, not for the stream";
 }
 
 TEST_F(TlsInterceptH2, Http2CanBeTurnedOff) {
