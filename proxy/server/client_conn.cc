@@ -49,6 +49,10 @@ constexpr ssize_t kMaxIo = 128 * 1024;
 // intercepted connection. One record's plaintext at most per read, sized so the chain and
 // libevent's header fit in 16 KiB.
 constexpr ssize_t kTlsMaxRead = 16 * 1024 - 256;
+// While a TLS client connection is idle its filter reserves this much (a 1 KiB chain) instead.
+constexpr ssize_t kTlsIdleRead = 512;
+// An idle TLS client connection is trimmed (trimIdleBuffers) after this long.
+constexpr milliseconds kIdleTrimAfter{1000};
 // The origin side (OpenSSL on the socket) reserves only when its socket is readable, and what it
 // reads is moved on whole, so it can take a full record: at 16 KiB - 256 every full 16 KiB record
 // came out as two SSL_reads, two chains and so two records to the client (16,128 + 256 bytes).
@@ -318,16 +322,24 @@ void ClientConn::enterReadHead() {
     return;
   }
   const auto& t = w_.config()->timeouts;
-  armTimer(firstRequest_ ? t.requestHeader : t.clientIdle);
+  milliseconds wait = firstRequest_ ? t.requestHeader : t.clientIdle;
+  readHeadDueMs_ = nowMs() + uint64_t(wait.count());
+  // A TLS client wakes the timer early once, to trim its buffers if it is still idle then.
+  armTimer(bump_ && !inner_ && !idleTrimmed_ ? std::min(wait, kIdleTrimAfter) : wait);
   bufferevent_enable(client_.get(), EV_READ);
   if (evbuffer_get_length(bufferevent_get_input(client_.get())) > 0) readHead();
 }
 
 void ClientConn::onClientReadable() noexcept {
   touch();
+  if (idleTrimmed_) {
+    idleTrimmed_ = false;
+    bufferevent_set_max_single_read(client_.get(), kTlsMaxRead);
+  }
   if (state_ == ConnState::ReadHead && bump_ && !inner_ && !headStarted_ && clientAlpnIsH2()) return startH2();
   switch (state_) {
     case ConnState::H2:
+      smallReadsUntilData();  // the session drains what it has read (see readHead)
       if (!h2_->onClientReadable()) endH2();
       break;
     case ConnState::ReadHead: readHead(); break;
@@ -387,6 +399,7 @@ void ClientConn::readHead() {
   }
   http1::Limits lim{cfg.limits.maxRequestLine, cfg.limits.maxHeadBytes, cfg.limits.maxHeaders};
   auto parsed = http1::parseRequestHead(data.substr(0, end), lim);
+  smallReadsUntilData();  // the drain below frees the head's chain; what it reserves next is small
   evbuffer_drain(in, end);
   firstRequest_ = false;
   w_.metrics().bytesFromClients.fetch_add(end, std::memory_order_relaxed);
@@ -1714,9 +1727,40 @@ void ClientConn::startH2() {
     };
     event_base_once(w->base(), -1, EV_TIMEOUT, &ClientConn::onH2Resume, new Arg{w, id}, nullptr);
   });
+  // A second after its last stream, an idle session gives its frame buffer back (onTimer).
+  h2_->setIdleHook([this] { armTimer(std::min<milliseconds>(milliseconds(1000), w_.config()->timeouts.clientIdle)); });
   if (!h2_->start()) return close();
   armTimer(w_.config()->timeouts.clientIdle);
   if (evbuffer_get_length(bufferevent_get_input(client_.get())) && !h2_->onClientReadable()) return endH2();
+}
+
+// An idle TLS client connection gives its read buffer back. Whenever reading is enabled,
+// libevent's TLS filter reserves a chain for one read (16 KiB) in the input and tries SSL_read;
+// with nothing to read the empty chain stays, for as long as the connection idles. Draining a
+// buffer whose content is a single byte frees all its chains; reads are off meanwhile, so no
+// client byte can land behind ours, and the next reservation is small until data comes.
+// What makes most of that unnecessary: once we have consumed what a TLS client sent, the next
+// reservation is small (kTlsIdleRead, a 1 KiB chain); the first read that brings data makes
+// reads full-sized again (onClientReadable), so a long body still moves in whole records.
+void ClientConn::smallReadsUntilData() {
+  bufferevent* tls = client_.get();
+  if (idleTrimmed_ || inner_ || !tls || !bufferevent_get_underlying(tls)) return;
+  bufferevent_set_max_single_read(tls, kTlsIdleRead);
+  idleTrimmed_ = true;
+}
+
+void ClientConn::trimIdleBuffers() {
+  bufferevent* tls = client_.get();
+  if (inner_ || !tls || !bufferevent_get_underlying(tls)) return;
+  evbuffer* in = bufferevent_get_input(tls);
+  if (evbuffer_get_length(in) != 0) return;
+  short enabled = bufferevent_get_enabled(tls);
+  bufferevent_disable(tls, EV_READ);
+  evbuffer_add(in, "", 1);
+  evbuffer_drain(in, 1);
+  bufferevent_set_max_single_read(tls, kTlsIdleRead);
+  idleTrimmed_ = true;
+  if (enabled & EV_READ) bufferevent_enable(tls, EV_READ);
 }
 
 // The HTTP/2 session is over: the client broke the protocol, or a GOAWAY ended it. Its streams
@@ -1997,6 +2041,11 @@ void ClientConn::onTimer() noexcept {
   };
   switch (state_) {
     case ConnState::ReadHead:
+      if (now < readHeadDueMs_) {  // the early wake-up of enterReadHead
+        if (!headStarted_) trimIdleBuffers();  // may read what just came, and move on
+        if (state_ != ConnState::ReadHead) return;
+        return armTimer(milliseconds(readHeadDueMs_ - now));
+      }
       if (headStarted_) {
         if (!ex_) {
           ex_ = std::make_unique<Exchange>();
@@ -2025,6 +2074,9 @@ void ClientConn::onTimer() noexcept {
         armTimer(t.clientIdle);
         return;
       }
+      if (h2_) h2_->releaseIdleMemory();
+      trimIdleBuffers();  // may read what just came, and move on
+      if (state_ != ConnState::H2 || (h2_ && h2_->activeStreams() > 0)) return;
       if (rearmIdle(t.clientIdle)) return;
       // Idle: a GOAWAY first, so that a browser does not send its next request into a closing
       // connection.

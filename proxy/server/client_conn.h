@@ -149,6 +149,8 @@ class ClientConn {
   bool clientAlpnIsH2() const;
   void startH2();
   void endH2();
+  void trimIdleBuffers();
+  void smallReadsUntilData();
   static void onH2Resume(evutil_socket_t, short, void* arg);
   bool clientIsTls() const;
   void startTlsBlock(const std::string& reason);
@@ -223,6 +225,8 @@ class ClientConn {
   size_t headScanned_ = 0;
   uint64_t lastActivityMs_ = 0;
   uint64_t timerDueMs_ = 0;
+  uint64_t readHeadDueMs_ = 0;  // when waiting for a request head ends (the timer may wake earlier)
+  bool idleTrimmed_ = false;    // the client TLS filter reads kTlsIdleRead at most until data comes
 };
 
 }  // namespace sekisho::server

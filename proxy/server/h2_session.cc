@@ -1,8 +1,11 @@
 #include "proxy/server/h2_session.h"
 
 #include <event2/buffer.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "proxy/base/log.h"
@@ -58,7 +61,9 @@ bool H2Session::start() {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &H2Session::onFrameRecv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &H2Session::onDataChunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, &H2Session::onStreamClose);
-  int rv = nghttp2_session_server_new(&session_, cb, this);
+  creating_ = true;
+  int rv = nghttp2_session_server_new3(&session_, cb, this, nullptr, &mem_);
+  creating_ = false;
   nghttp2_session_callbacks_del(cb);
   if (rv != 0) return false;
   nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
@@ -69,6 +74,57 @@ bool H2Session::start() {
 
 bool H2Session::wantsClose() const {
   return !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
+}
+
+// nghttp2 keeps one 16 KiB outbound frame buffer per session for the session's life (its first
+// large block, made by nghttp2_session_server_new3 through realloc(NULL, n)). That block is given
+// whole pages of its own, so that an idle session can hand them back to the kernel
+// (MADV_DONTNEED: no glibc metadata lives in them); everything else goes to malloc as usual.
+namespace {
+constexpr size_t kBigBlock = 16 * 1024;
+size_t pageSize() {
+  static const size_t p = size_t(sysconf(_SC_PAGESIZE));
+  return p;
+}
+}  // namespace
+
+void* H2Session::memMalloc(size_t size, void*) { return std::malloc(size); }
+void* H2Session::memCalloc(size_t n, size_t size, void*) { return std::calloc(n, size); }
+
+void H2Session::memFree(void* ptr, void* arg) {
+  auto* self = static_cast<H2Session*>(arg);
+  if (ptr && ptr == self->frameBuf_) self->frameBuf_ = nullptr;
+  std::free(ptr);
+}
+
+void* H2Session::memRealloc(void* ptr, size_t size, void* arg) {
+  auto* self = static_cast<H2Session*>(arg);
+  if (!ptr && self->creating_ && !self->frameBuf_ && size >= kBigBlock) {
+    size_t rounded = (size + pageSize() - 1) / pageSize() * pageSize();
+    void* p = std::aligned_alloc(pageSize(), rounded);
+    if (!p) return nullptr;
+    self->frameBuf_ = p;
+    self->frameBufSize_ = rounded;
+    return p;
+  }
+  if (ptr && ptr == self->frameBuf_) {
+    // Not seen in nghttp2 1.52 (the buffer is never resized), but kept correct: the block moves
+    // to the ordinary heap and is no longer given back.
+    void* p = std::malloc(size);
+    if (!p) return nullptr;
+    std::memcpy(p, ptr, std::min(size, self->frameBufSize_));
+    std::free(ptr);
+    self->frameBuf_ = nullptr;
+    return p;
+  }
+  return std::realloc(ptr, size);
+}
+
+bool H2Session::releaseIdleMemory() {
+  if (!frameBuf_ || !frameBufDirty_ || !streams_.empty() || nghttp2_session_want_write(session_)) return false;
+  if (madvise(frameBuf_, frameBufSize_, MADV_DONTNEED) != 0) return false;
+  frameBufDirty_ = false;
+  return true;
 }
 
 bool H2Session::goAway(bool now) {
@@ -120,6 +176,7 @@ bool H2Session::flush() {
     ssize_t n = nghttp2_session_mem_send(session_, &data);
     if (n < 0) return false;
     if (n == 0) break;
+    frameBufDirty_ = true;
     evbuffer_add(out, data, size_t(n));
   }
   if (evbuffer_get_length(out)) bufferevent_enable(client_, EV_WRITE);
@@ -191,6 +248,7 @@ int H2Session::onDataChunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t*
 int H2Session::onStreamClose(nghttp2_session*, int32_t id, uint32_t, void* arg) {
   auto* self = static_cast<H2Session*>(arg);
   self->streams_.erase(id);  // frees our pair end: the inner connection ends its exchange
+  if (self->streams_.empty() && self->idle_) self->idle_();
   return 0;
 }
 

@@ -59,6 +59,12 @@ class H2Session {
   // streams already begun are served and the client opens no new ones (graceful shutdown); the
   // session ends with its last stream. Returns what onClientDrained() would.
   bool goAway(bool now);
+  // Called (from inside the session's callbacks) when its last open stream has closed.
+  void setIdleHook(std::function<void()> fn) { idle_ = std::move(fn); }
+  // An idle session gives back the pages of nghttp2's outbound frame buffer (16 KiB, allocated
+  // for the session's life; its bytes are dead once everything is sent). They come back, zeroed,
+  // when the next frame is written. Returns true when there was something to give back.
+  bool releaseIdleMemory();
 
  private:
   struct Stream;
@@ -82,9 +88,21 @@ class H2Session {
   bool flush();
   Stream* find(int32_t id);
 
+  // nghttp2 allocates through these (nghttp2_mem): they find its frame buffer among the blocks.
+  static void* memMalloc(size_t size, void* arg);
+  static void memFree(void* ptr, void* arg);
+  static void* memCalloc(size_t n, size_t size, void* arg);
+  static void* memRealloc(void* ptr, size_t size, void* arg);
+
   Worker& w_;
   bufferevent* client_;
   InnerTarget target_;
+  nghttp2_mem mem_{this, &H2Session::memMalloc, &H2Session::memFree, &H2Session::memCalloc, &H2Session::memRealloc};
+  bool creating_ = false;     // inside nghttp2_session_server_new3: its first big block is the frame buffer
+  void* frameBuf_ = nullptr;  // page-aligned, frameBufSize_ bytes (whole pages)
+  size_t frameBufSize_ = 0;
+  bool frameBufDirty_ = false;  // written since it was last given back
+  std::function<void()> idle_;
   nghttp2_session* session_ = nullptr;
   std::map<int32_t, std::unique_ptr<Stream>> streams_;
   bool clientPaused_ = false;
