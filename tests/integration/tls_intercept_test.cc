@@ -205,7 +205,8 @@ TEST_F(TlsIntercept, StapledRevocationFailsTheOriginAndOtherStaplesChangeNothing
   std::string garbage = env_.path("garbage.ocsp");
   {
     std::ofstream out(garbage, std::ios::binary);
-    out << std::string("\x30\x82\xff\xff not an OCSP response", 27);
+    static const char kGarbage[] = "\x30\x82\xff\xff not an OCSP response";  // a DER length it does not have
+    out.write(kGarbage, sizeof kGarbage - 1);
   }
   ASSERT_NO_FATAL_FAILURE(pki());
   struct Case {
