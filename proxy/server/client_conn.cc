@@ -216,10 +216,9 @@ ClientConn::~ClientConn() {
 }
 
 void ClientConn::start() {
-  const auto& cfg = *w_.config();
   bufferevent_setcb(client_.get(), &clientReadCb, &clientWriteCb, &clientEventCb, this);
   // Read no further ahead than one buffer: a pipelining or flooding client waits in the kernel.
-  tuneBev(client_.get(), cfg.limits.bufferBytes);
+  tuneBev(client_.get(), bufLimit());
   bufferevent_enable(client_.get(), EV_READ);
   // EV_WRITE only while output waits (kick). A new socket bufferevent starts with it on, which
   // would send every write through an EPOLLOUT round; a pair end (HTTP/2 stream) keeps it.
@@ -273,6 +272,10 @@ void ClientConn::armTimer(milliseconds ms) {
 }
 
 void ClientConn::setState(ConnState s) { state_ = s; }
+
+size_t ClientConn::bufLimit() const {
+  return inner_ ? streamBufferBytes(*w_.config()) : w_.config()->limits.bufferBytes;
+}
 
 void ClientConn::freeUpstream() {
   if (ex_ && ex_->up) {
@@ -827,13 +830,12 @@ void ClientConn::useH2Channel(BevPtr ch, bool reused) {
 }
 
 void ClientConn::onUpstreamConnected() {
-  const auto& cfg = *w_.config();
   // Inside an intercepted connection a new TCP connection first gets its TLS handshake and
   // verification (BumpUpstream), then comes back here with upTls set.
   if (bump_ && !fallbackTunnel_ && !ex_->upTls) return startBumpUpstream();
   evutil_socket_t fd = bufferevent_getfd(ex_->up.get());
   if (!ex_->upReused && fd >= 0) setNoDelay(fd);
-  tuneBev(ex_->up.get(), cfg.limits.bufferBytes);
+  tuneBev(ex_->up.get(), bufLimit());
   bufferevent_enable(ex_->up.get(), EV_READ);
   bufferevent_disable(ex_->up.get(), EV_WRITE);  // a pooled one may still have it on
   if (ex_->req.method == "CONNECT")
@@ -924,7 +926,7 @@ void ClientConn::pumpRequestBody() {
     // The rest of the input belongs to the next request: leave it until this one is answered.
     return;
   }
-  if (evbuffer_get_length(out) >= w_.config()->limits.bufferBytes) {
+  if (evbuffer_get_length(out) >= bufLimit()) {
     bufferevent_disable(client_.get(), EV_READ);
     clientPaused_ = Paused::OutFull;  // onUpstreamDrained resumes
   }
@@ -1063,7 +1065,7 @@ void ClientConn::pumpResponseBody(bool upstreamEnded) {
     ex_->respDone = true;
     return finishExchange();
   }
-  if (evbuffer_get_length(out) >= w_.config()->limits.bufferBytes) {
+  if (evbuffer_get_length(out) >= bufLimit()) {
     bufferevent_disable(ex_->up.get(), EV_READ);
     upPaused_ = Paused::OutFull;  // onClientDrained resumes
   }
@@ -1541,7 +1543,7 @@ void ClientConn::startBumpUpstream() {
   ex_->upTls = false;
   setState(ConnState::BumpUpstream);
   bufferevent_setcb(b, &upReadCb, &upWriteCb, &upEventCb, this);
-  tuneBev(b, cfg.limits.bufferBytes);
+  tuneBev(b, bufLimit());
   bufferevent_enable(b, EV_READ | EV_WRITE);
   armTimer(cfg.timeouts.connect);
 }
@@ -1890,7 +1892,7 @@ void ClientConn::tunnelRelay(bufferevent* from, bufferevent* to, Paused& fromPau
     ex_->tunnelToClient += n;
   evbuffer_add_buffer(out, in);
   kick(to);
-  if (evbuffer_get_length(out) >= w_.config()->limits.bufferBytes) {
+  if (evbuffer_get_length(out) >= bufLimit()) {
     bufferevent_disable(from, EV_READ);
     fromPaused = Paused::OutFull;  // the peer's write callback resumes
     return;

@@ -151,6 +151,7 @@ class ClientConn {
   void endH2();
   void trimIdleBuffers();
   void smallReadsUntilData();
+  size_t bufLimit() const;  // buffer high-water mark per direction (smaller for HTTP/2 streams)
   static void onH2Resume(evutil_socket_t, short, void* arg);
   bool clientIsTls() const;
   void startTlsBlock(const std::string& reason);

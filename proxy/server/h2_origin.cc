@@ -52,7 +52,9 @@ struct H2Origin::Chan {
   std::vector<std::pair<std::string, std::string>> fields;
   size_t fieldBytes = 0;
   bool headWritten = false, chunked = false, bodyless = false, ended = false;
-  uint64_t unconsumed = 0;  // DATA bytes not yet acknowledged to the origin
+  uint64_t unconsumed = 0;  // DATA bytes not yet acknowledged to the origin (stream level)
+  uint32_t window = H2Origin::kStreamWindow;  // this stream's local window
+  uint64_t takenSinceGrow = 0;  // bytes the ClientConn took since the window last grew
 };
 
 H2Origin::H2Origin(Worker& w, std::string key, BevPtr tls) : w_(w), key_(std::move(key)), tls_(std::move(tls)) {}
@@ -126,7 +128,7 @@ BevPtr H2Origin::open() {
   auto c = std::make_unique<Chan>();
   c->owner = this;
   c->end.reset(pair[1]);
-  size_t limit = w_.config()->limits.bufferBytes;
+  size_t limit = streamBufferBytes(*w_.config());
   bufferevent_setcb(pair[1], &H2Origin::chanReadCb, &H2Origin::chanWriteCb, &H2Origin::chanEventCb, c.get());
   bufferevent_setwatermark(pair[1], EV_READ, 0, limit);
   bufferevent_setwatermark(pair[1], EV_WRITE, limit / 2, 0);
@@ -383,6 +385,7 @@ int H2Origin::onDataChunk(nghttp2_session* session, uint8_t, int32_t id, const u
   }
   appendBodyPiece(bufferevent_get_output(c->end.get()), data, len, c->chunked);
   c->unconsumed += len;
+  nghttp2_session_consume_connection(session, len);  // the connection's window is everyone's
   return 0;
 }
 
@@ -425,9 +428,7 @@ void H2Origin::chanEventCb(bufferevent*, short what, void* arg) {
 }
 
 void H2Origin::closeChan(Chan& c) {
-  // Response bytes the ClientConn will never take are acknowledged anyway: the connection's
-  // window belongs to every stream.
-  if (c.unconsumed) nghttp2_session_consume_connection(session_, c.unconsumed);
+  grown_ -= c.window - kStreamWindow;
   if (c.id >= 0) {
     nghttp2_session_set_stream_user_data(session_, c.id, nullptr);  // readRequestBody finds nothing
     streams_.erase(c.id);
@@ -448,10 +449,17 @@ void H2Origin::onChanDrained(Chan& c) {
   if (pending == 0) gone = c.unconsumed;
   if (!gone) return;
   c.unconsumed -= gone;
-  if (c.id >= 0)
-    nghttp2_session_consume(session_, c.id, gone);
-  else
-    nghttp2_session_consume_connection(session_, gone);
+  if (c.id < 0) return;  // the stream is over; its connection-level share went back on arrival
+  nghttp2_session_consume_stream(session_, c.id, gone);
+  // A client that took a whole window and left nothing waiting keeps up: give its stream a
+  // bigger one, within the connection's budget.
+  c.takenSinceGrow += gone;
+  if (pending == 0 && c.takenSinceGrow >= c.window && c.window < kMaxStreamWindow && grown_ + c.window <= kGrowBudget &&
+      nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, c.id, int32_t(c.window * 2)) == 0) {
+    grown_ += c.window;
+    c.window *= 2;
+    c.takenSinceGrow = 0;
+  }
 }
 
 void H2Origin::onChanReadable(Chan& c) {
@@ -521,7 +529,7 @@ void H2Origin::onChanReadable(Chan& c) {
 void H2Origin::pumpRequest(Chan& c) {
   if (c.reqDone || c.id < 0 || !c.end) return;
   evbuffer* in = bufferevent_get_input(c.end.get());
-  size_t limit = w_.config()->limits.bufferBytes;
+  size_t limit = streamBufferBytes(*w_.config());
   if (evbuffer_get_length(c.reqBody.get()) < limit) {
     PumpStatus st = c.reqPump.run(in, c.reqBody.get(), false);
     if (st == PumpStatus::Error) {
@@ -546,7 +554,7 @@ ssize_t H2Origin::readRequestBody(nghttp2_session* session, int32_t id, uint8_t*
   if (!c) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   int n = evbuffer_remove(c->reqBody.get(), buf, length);
   if (n < 0) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  size_t limit = c->owner->w_.config()->limits.bufferBytes;
+  size_t limit = streamBufferBytes(*c->owner->w_.config());
   if (c->chanPaused && evbuffer_get_length(c->reqBody.get()) < limit / 2) {
     c->chanPaused = false;
     bufferevent_enable(c->end.get(), EV_READ);

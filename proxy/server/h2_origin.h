@@ -8,10 +8,15 @@
 // chunked with the trailers), so the ClientConn's relay, strict response parsing, limits, timeouts
 // and access log are the same as with an HTTP/1.1 origin. One request per channel.
 //
-// Memory per stream stays bounded: response DATA is acknowledged to the origin (WINDOW_UPDATE)
-// only once the ClientConn has taken it off the channel, so an origin can never have more than
-// one stream window (kStreamWindow) in flight towards a client that does not read; a request
-// body is read from the channel only while its h2 buffer is under the worker's buffer size.
+// Memory per stream stays bounded: response DATA is acknowledged to the origin at the stream
+// level (WINDOW_UPDATE) only once the ClientConn has taken it off the channel, so an origin can
+// never have more than one stream window in flight towards a client that does not read; a
+// request body is read from the channel only while its h2 buffer is under the stream buffer size.
+// The connection-level window is acknowledged as DATA arrives: it is shared by every client of
+// the worker, and one that stops reading must not stall the others' streams. A stream's window
+// starts at kStreamWindow and doubles, up to kMaxStreamWindow, each time its client has taken a
+// whole window and left nothing waiting (a fast reader far from the origin needs a window per
+// round trip); the windows grown beyond the first add up to kGrowBudget per connection at most.
 //
 // A stream the origin refuses or resets before answering, or one cut by GOAWAY or the connection
 // ending, closes its channel with nothing written: the ClientConn then retries once on a new
@@ -36,9 +41,12 @@ class Worker;
 
 class H2Origin {
  public:
-  // One download's throughput is at most a window per round trip: 1 MiB is ~20 MB/s to an origin
-  // 50 ms away (what HTTP/1.1 gets from TCP's own window). Unread data is bounded by both windows.
-  static constexpr uint32_t kStreamWindow = 1024 * 1024;
+  // One download's throughput is at most a window per round trip: 256 KiB is ~5 MB/s to an
+  // origin 50 ms away, 2 MiB ~40 MB/s (what HTTP/1.1 gets from TCP's own window). Unread data per
+  // connection: at most 100 x 256 KiB, plus kGrowBudget for the windows of fast readers.
+  static constexpr uint32_t kStreamWindow = 256 * 1024;
+  static constexpr uint32_t kMaxStreamWindow = 2 * 1024 * 1024;
+  static constexpr uint64_t kGrowBudget = 16 * 1024 * 1024;
   static constexpr uint32_t kConnectionWindow = 16 * 1024 * 1024;
   static constexpr uint32_t kMaxStreams = 100;  // ours, whatever the origin allows beyond it
   static constexpr size_t kMaxTakenPerRead = 256 * 1024;  // decrypted per read event, at most
@@ -99,6 +107,7 @@ class H2Origin {
   std::unordered_map<int32_t, Chan*> streams_;
   bool dead_ = false, goaway_ = false, flushing_ = false;
   size_t repumps_ = 0;  // channels with Chan::repump set (flush() looks only when there are any)
+  uint64_t grown_ = 0;  // the open streams' windows beyond kStreamWindow, summed
 };
 
 // The h2 origin connections of one worker, by pool key (UpstreamPool::tlsKey). Dead ones are

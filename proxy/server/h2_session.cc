@@ -291,7 +291,7 @@ void H2Session::startRequest(Stream& s) {
   s.inner.reset(pair[1]);
   s.method4parse = s.method;
   bufferevent_setcb(pair[1], &H2Session::innerReadCb, &H2Session::innerWriteCb, &H2Session::innerEventCb, &s);
-  size_t limit = w_.config()->limits.bufferBytes;
+  size_t limit = streamBufferBytes(*w_.config());
   bufferevent_setwatermark(pair[1], EV_READ, 0, limit);
   bufferevent_setwatermark(pair[1], EV_WRITE, limit / 2, 0);
   bufferevent_enable(pair[1], EV_READ | EV_WRITE);
@@ -355,7 +355,7 @@ void H2Session::innerWriteCb(bufferevent*, void* arg) {
   auto* s = static_cast<Stream*>(arg);
   H2Session* self = s->owner;
   if (!self->clientPaused_) return;
-  size_t limit = self->w_.config()->limits.bufferBytes;
+  size_t limit = streamBufferBytes(*self->w_.config());
   for (auto& [id, other] : self->streams_)
     if (other->inner && evbuffer_get_length(bufferevent_get_output(other->inner.get())) >= limit) return;
   self->clientPaused_ = false;
@@ -431,7 +431,7 @@ void H2Session::onInnerReadable(Stream& s) {
     if (st == PumpStatus::Done) s.bodyDone = true;
   }
   nghttp2_session_resume_data(session_, s.id);
-  if (!s.bodyDone && evbuffer_get_length(s.body.get()) >= cfg.limits.bufferBytes) {
+  if (!s.bodyDone && evbuffer_get_length(s.body.get()) >= streamBufferBytes(cfg)) {
     bufferevent_disable(s.inner.get(), EV_READ);  // the inner connection pauses its origin
     s.innerPaused = true;
   }
@@ -456,7 +456,7 @@ ssize_t H2Session::readBody(nghttp2_session*, int32_t, uint8_t* buf, size_t leng
   auto* s = static_cast<Stream*>(source->ptr);
   int n = evbuffer_remove(s->body.get(), buf, length);
   if (n < 0) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  if (s->innerPaused && evbuffer_get_length(s->body.get()) < s->owner->w_.config()->limits.bufferBytes / 2 &&
+  if (s->innerPaused && evbuffer_get_length(s->body.get()) < streamBufferBytes(*s->owner->w_.config()) / 2 &&
       s->inner) {
     s->innerPaused = false;
     bufferevent_enable(s->inner.get(), EV_READ);

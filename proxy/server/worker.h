@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -36,6 +37,14 @@ namespace sekisho::server {
 class ClientConn;
 
 using SslCtxPtrShared = std::shared_ptr<SSL_CTX>;
+
+// The buffer high-water mark of each hop of one HTTP/2 stream (the stream's body, its inner
+// connection, its channel to an h2 origin): an eighth of limits.buffer_bytes, at least 16 KiB.
+// A client may hold 100 streams open and read none of them; at the full per-connection mark that
+// was ~860 KiB per stream, 86 MB for one connection.
+inline size_t streamBufferBytes(const config::Config& cfg) {
+  return std::max<size_t>(16 * 1024, cfg.limits.bufferBytes / 8);
+}
 
 // The reputation policy a configuration asks for (sensitivity, per-category actions).
 reputation::PolicyConfig policyOf(const config::Config& cfg);

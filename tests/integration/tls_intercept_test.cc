@@ -1284,6 +1284,42 @@ TEST_F(TlsInterceptH2, H2OriginResetsHangsAndGoawayEndOnlyWhatTheyMust) {
 // Flow control is the bound: a client reading slowly holds the origin back through the proxy
 // (the origin gets window only as the client takes bytes), and a fast 512 MiB download through
 // the h2 origin connection keeps the proxy's memory flat.
+TEST_F(TlsInterceptH2, ClientThatStopsReadingDoesNotStallOthersOnTheSharedOriginConnection) {
+  // Every HTTP/2 client of a worker shares its h2 connection to an origin. One that opens many
+  // downloads and reads none of them must hold back only its own streams: neither the origin
+  // connection's window nor the proxy's memory is its to fill.
+  workers_ = "1";
+  Origin* origin = startH2Origin(boundedQuarantineEnv());
+  ASSERT_NE(origin, nullptr);
+  ASSERT_TRUE(curl({"-o", "/dev/null", base_ + "/size/5"}).exitedWith(0));  // the h2 origin connection
+  const long before = proxy().rssKiB();
+  TlsOptions o;
+  o.alpn = {"h2"};
+  auto stalled = via("good.pki.test", origin->port(), o);
+  ASSERT_TRUE(stalled->handshakeOk()) << stalled->error();
+  ASSERT_EQ(stalled->alpn(), "h2");
+  const std::string authority = "good.pki.test:" + std::to_string(origin->port());
+  std::string out = preface();
+  constexpr int kStreams = 60;
+  for (int i = 0; i < kStreams; ++i)
+    out += frame(1, 0x5, uint32_t(2 * i + 1),
+                 literal(":method", "GET") + literal(":scheme", "https") + literal(":authority", authority) +
+                     literal(":path", "/size/" + std::to_string(8 << 20)));
+  ASSERT_TRUE(stalled->send(out));
+  // Its streams are under way (and stuck behind its unread socket) before the next client comes.
+  std::this_thread::sleep_for(Millis(1500));
+  RunResult r = curl({"-o", "/dev/null", "-w", "%{http_code} %{size_download}", "--max-time", "10", base_ + "/size/3000000"});
+  EXPECT_TRUE(r.exitedWith(0)) << describeStatus(r.status) << r.err;
+  EXPECT_EQ(r.out, "200 3000000") << "another client's download starved behind the stalled one";
+  const long grown = proxy().rssKiB() - before;
+  std::cout << "[ stalled ] " << grown << " KiB held for " << kStreams << " unread 8 MiB downloads\n";
+#if !defined(__SANITIZE_ADDRESS__)  // (AddressSanitizer's redzones and quarantine inflate RSS)
+  // ~290 KiB per stream: its 256 KiB window and the hops' buffers (at 1 MiB windows and full
+  // per-connection buffers it was ~860 KiB).
+  EXPECT_LT(grown, 32 * 1024) << "KiB held for " << kStreams << " unread downloads";
+#endif
+}
+
 TEST_F(TlsInterceptH2, H2OriginIsHeldBackByASlowClientAndMemoryStaysFlat) {
   workers_ = "1";  // every curl run on the worker that holds the h2 origin connection
   Origin* origin = startH2Origin(boundedQuarantineEnv());
