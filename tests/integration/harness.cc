@@ -1018,6 +1018,7 @@ Origin::Stats Origin::stats() {
   s.tlsFailures = number("tls_failures");
   s.h2Connections = number("h2_connections");
   s.h2Streams = number("h2_streams");
+  s.h2MaxStreamWindow = number("h2_max_stream_window");
   return s;
 }
 

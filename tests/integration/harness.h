@@ -286,6 +286,7 @@ class Origin {
     long connections = -1, requests = -1;
     long tlsHandshakes = -1, tlsFailures = -1;  // a TLS origin's completed and failed handshakes
     long h2Connections = -1, h2Streams = -1;    // connections that chose h2, and their requests
+    long h2MaxStreamWindow = -1;                // the largest send window the peer gave one stream
   };
   Stats stats();           // asked directly (not through the proxy); -1 on failure
   std::string requests();  // raw heads of every recorded request

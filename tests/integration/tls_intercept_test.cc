@@ -1320,6 +1320,21 @@ TEST_F(TlsInterceptH2, ClientThatStopsReadingDoesNotStallOthersOnTheSharedOrigin
 #endif
 }
 
+TEST_F(TlsInterceptH2, StreamWindowGrowsForAClientThatKeepsUp) {
+  // A window per round trip is a stream's speed limit towards a distant origin: a client that
+  // takes everything at once earns a bigger one (up to 2 MiB), one that stops reading does not.
+  workers_ = "1";
+  Origin* origin = startH2Origin();
+  ASSERT_NE(origin, nullptr);
+  RunResult r = curl({"-o", "/dev/null", "-w", "%{http_code} %{size_download}", base_ + "/size/" + std::to_string(64 << 20)});
+  ASSERT_TRUE(r.exitedWith(0)) << r.err;
+  EXPECT_EQ(r.out, "200 " + std::to_string(64 << 20));
+  Origin::Stats st = origin->stats();
+  EXPECT_GT(st.h2MaxStreamWindow, 256 * 1024) << "the window never grew past its start";
+  EXPECT_LE(st.h2MaxStreamWindow, 2 * 1024 * 1024) << "past the 2 MiB cap";
+  std::cout << "[ window ] " << st.h2MaxStreamWindow << " bytes at most\n";
+}
+
 TEST_F(TlsInterceptH2, H2OriginIsHeldBackByASlowClientAndMemoryStaysFlat) {
   workers_ = "1";  // every curl run on the worker that holds the h2 origin connection
   Origin* origin = startH2Origin(boundedQuarantineEnv());

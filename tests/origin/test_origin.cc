@@ -64,7 +64,8 @@
 // memory stays flat whatever the size). Lenient as well: no HTTP messaging checks. A stream is
 // answered once its END_STREAM arrives; path and query come from :path. It is recorded like an
 // HTTP/1.1 request, its head being the text rendering /echo shows; /stats adds "h2_connections"
-// (connections that negotiated h2) and "h2_streams" (their recorded requests). Endpoints:
+// (connections that negotiated h2), "h2_streams" (their recorded requests) and
+// "h2_max_stream_window" (the largest send window a WINDOW_UPDATE left one stream). Endpoints:
 //   /size/N      as above, content-length N. ?chunked=1: no content-length; after the DATA frames
 //                a trailer HEADERS frame (x-pattern-trailer: end) carries END_STREAM.
 //                ?reset_after=K: the head and K body bytes, then RST_STREAM(INTERNAL_ERROR).
@@ -139,6 +140,7 @@ struct Recorder {
   uint64_t connections = 0;
   uint64_t tlsHandshakes = 0, tlsFailures = 0;
   uint64_t h2Connections = 0, h2Streams = 0;  // connections that negotiated h2, their recorded streams
+  int64_t h2MaxStreamWindow = 0;  // the largest send window a peer's WINDOW_UPDATE gave one stream
 };
 
 struct Options {
@@ -444,7 +446,8 @@ std::string statsJson() {
          ",\"tls_handshakes\":" + std::to_string(rec.tlsHandshakes) +
          ",\"tls_failures\":" + std::to_string(rec.tlsFailures) +
          ",\"h2_connections\":" + std::to_string(rec.h2Connections) +
-         ",\"h2_streams\":" + std::to_string(rec.h2Streams) + "}";
+         ",\"h2_streams\":" + std::to_string(rec.h2Streams) +
+         ",\"h2_max_stream_window\":" + std::to_string(rec.h2MaxStreamWindow) + "}";
 }
 
 // The /requests answer: all recorded heads concatenated, their count, their body lengths.
@@ -645,8 +648,14 @@ class H2Session {
     return 0;
   }
 
-  static int onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  static int onFrameRecv(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
     H2Session& h = self(user);
+    if (frame->hd.type == NGHTTP2_WINDOW_UPDATE && frame->hd.stream_id != 0) {
+      int64_t w = nghttp2_session_get_stream_remote_window_size(session, frame->hd.stream_id);
+      auto& rec = recorder();
+      std::lock_guard lock(rec.mu);
+      rec.h2MaxStreamWindow = std::max(rec.h2MaxStreamWindow, w);
+    }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
     Stream* s = h.find(frame->hd.stream_id);
     if (!s) return 0;
