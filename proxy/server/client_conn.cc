@@ -283,6 +283,9 @@ void ClientConn::freeUpstream() {
     // A channel's H2Origin learns that the exchange is over only through an explicit EOF.
     if (ex_->upH2) bufferevent_flush(ex_->up.get(), EV_WRITE, BEV_FINISHED);
     ex_->upH2 = false;
+    // The next upstream earns TLS anew: a retry on a fresh TCP connection must not pass for
+    // an established TLS one and send the request in clear.
+    ex_->upTls = false;
     ex_->up.reset();
   }
   upPaused_ = Paused::No;

@@ -105,6 +105,8 @@ bool H2Origin::startSession() {
   bufferevent_setwatermark(tls_.get(), EV_WRITE, limit / 2, 0);
   bufferevent_enable(tls_.get(), EV_READ | EV_WRITE);
   idle_.reset(evtimer_new(w_.base(), &H2Origin::idleCb, this));
+  ping_.reset(evtimer_new(w_.base(), &H2Origin::pingCb, this));
+  lastHeardMs_ = nowMs();
   w_.metrics().upstreamH2Sessions.fetch_add(1, std::memory_order_relaxed);
   armIdle();
   if (!flush()) return false;
@@ -136,6 +138,13 @@ BevPtr H2Origin::open() {
   chans_.push_front(std::move(c));
   chans_.front()->self = chans_.begin();
   if (idle_) evtimer_del(idle_.get());
+  uint64_t now = nowMs();
+  if (ping_ && !pingSentMs_ && now - lastHeardMs_ >= kPingAfterSilenceMs &&
+      nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, nullptr) == 0) {
+    pingSentMs_ = now;  // it leaves with the stream's HEADERS
+    timeval tv{time_t(kPingTimeoutMs / 1000), suseconds_t((kPingTimeoutMs % 1000) * 1000)};
+    evtimer_add(ping_.get(), &tv);
+  }
   return BevPtr(pair[0]);
 }
 
@@ -195,6 +204,13 @@ void H2Origin::tlsEventCb(bufferevent*, short what, void* arg) {
 void H2Origin::onTlsReadable() {
   if (dead_) return;
   evbuffer* in = bufferevent_get_input(tls_.get());
+  if (evbuffer_get_length(in)) {
+    lastHeardMs_ = nowMs();
+    if (pingSentMs_) {  // the origin is there, whether or not this is the PING's answer
+      pingSentMs_ = 0;
+      evtimer_del(ping_.get());
+    }
+  }
   // nghttp2 takes any split of the byte stream (partial frames are kept inside it), so each
   // piece of the input is handed over where it lies, without gathering it into one block.
   while (evbuffer_get_length(in)) {
@@ -261,6 +277,7 @@ void H2Origin::die(const char* why) {
   chans_.clear();
   repumps_ = 0;
   if (idle_) evtimer_del(idle_.get());
+  if (ping_) evtimer_del(ping_.get());
   bufferevent_setcb(tls_.get(), nullptr, nullptr, nullptr, nullptr);
   tls_.reset();
   w_.h2Origins().scheduleReap();
@@ -279,6 +296,21 @@ void H2Origin::idleCb(evutil_socket_t, short, void* arg) {
   nghttp2_session_terminate_session(self->session_, NGHTTP2_NO_ERROR);
   self->flush();
   self->die("idle");
+}
+
+void H2Origin::pingCb(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<H2Origin*>(arg);
+  if (!self->pingSentMs_ || self->dead_) return;
+  SLOG_INFO("h2 origin %s: nothing heard for %llu ms after a PING; closing the connection (%zu streams retried or "
+            "failed)",
+            self->key_.c_str(), static_cast<unsigned long long>(kPingTimeoutMs), self->chans_.size());
+  self->die("no answer to PING");
+}
+
+uint64_t H2Origin::nowMs() const {
+  timeval tv;
+  event_base_gettimeofday_cached(w_.base(), &tv);
+  return uint64_t(tv.tv_sec) * 1000 + uint64_t(tv.tv_usec) / 1000;
 }
 
 // ---------------------------------------------------------------- responses

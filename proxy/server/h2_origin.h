@@ -21,6 +21,11 @@
 // A stream the origin refuses or resets before answering, or one cut by GOAWAY or the connection
 // ending, closes its channel with nothing written: the ClientConn then retries once on a new
 // connection, as it does when a pooled HTTP/1.1 connection turns out to be closed.
+//
+// A connection the origin has been silent on for kPingAfterSilenceMs is asked for a PING when a
+// new stream is put on it: a firewall or NAT box that dropped an idle connection without a word
+// would otherwise swallow every request sent on it until each timed out. Nothing heard within
+// kPingTimeoutMs ends the connection, and its unanswered streams are retried on a new one.
 #pragma once
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -49,6 +54,8 @@ class H2Origin {
   static constexpr uint64_t kGrowBudget = 16 * 1024 * 1024;
   static constexpr uint32_t kConnectionWindow = 16 * 1024 * 1024;
   static constexpr uint32_t kMaxStreams = 100;  // ours, whatever the origin allows beyond it
+  static constexpr uint64_t kPingAfterSilenceMs = 2000;
+  static constexpr uint64_t kPingTimeoutMs = 3000;
   static constexpr size_t kMaxTakenPerRead = 256 * 1024;  // decrypted per read event, at most
 
   // `tls` is a verified TLS bufferevent on which the origin selected h2.
@@ -81,6 +88,7 @@ class H2Origin {
   static void chanWriteCb(bufferevent*, void*);
   static void chanEventCb(bufferevent*, short, void*);
   static void idleCb(evutil_socket_t, short, void*);
+  static void pingCb(evutil_socket_t, short, void*);
 
   bool startSession();
   void onTlsReadable();
@@ -97,12 +105,16 @@ class H2Origin {
   bool flush();
   void die(const char* why);
   void armIdle();
+  uint64_t nowMs() const;
 
   Worker& w_;
   std::string key_;
   BevPtr tls_;
   nghttp2_session* session_ = nullptr;
   EventPtr idle_;
+  EventPtr ping_;
+  uint64_t lastHeardMs_ = 0;  // when the origin last sent anything
+  uint64_t pingSentMs_ = 0;   // non-zero while a PING waits for an answer
   std::list<std::unique_ptr<Chan>> chans_;
   std::unordered_map<int32_t, Chan*> streams_;
   bool dead_ = false, goaway_ = false, flushing_ = false;

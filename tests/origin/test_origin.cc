@@ -38,6 +38,8 @@
 //   /delay/MS    waits MS milliseconds, then 200 with a small body.
 //   /hang        reads the request and never answers (until the peer closes).
 //   /reset       reads the request, then closes with an RST (SO_LINGER 0).
+//   /drop-next   200 with keep-alive; the next request on this connection is read and the
+//                connection closed without an answer (an origin that timed a keep-alive out).
 //   /stats       {"connections":c,"requests":r}; connections count only those that carried a
 //                recorded request. Neither /stats nor /requests is recorded.
 //   /requests    the raw heads of all recorded requests, concatenated in arrival order;
@@ -76,6 +78,9 @@
 //   /hang        that stream is never answered; the others are.
 //   /goaway      200 "bye", then GOAWAY(NO_ERROR, last stream id = this one); the streams up to it
 //                are still served, then the connection is closed.
+//   /mute        200 "muted", then the connection goes silent: nothing more is read or written
+//                (not even PING answers) until the peer closes it, as behind a firewall that
+//                dropped it.
 //   anything else (/delay, /ws and /static included) 404. h=Name:Value and HEAD work as above
 //   (the header name lower-cased).
 #include <arpa/inet.h>
@@ -516,6 +521,14 @@ class H2Session {
         goawaySent_ = true;
         continue;
       }
+      if (muted_ && !more) {
+        // Silent until the peer closes: poll for its hang-up only, never read.
+        for (;;) {
+          pollfd p{io_.fd, POLLRDHUP, 0};
+          if (::poll(&p, 1, 1000) < 0 && errno != EINTR) return;
+          if (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) return;
+        }
+      }
       // Also the end after a GOAWAY: nghttp2 stops wanting to read once no stream is left open.
       if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) return;
       if (!SSL_has_pending(io_.ssl)) {  // decrypted or buffered bytes are not visible to poll()
@@ -548,7 +561,7 @@ class H2Session {
     uint64_t bodyBytes = 0;
     std::string echoBody;   // /echo only
     bool patternOk = true;  // /upload: the body so far is the pattern from offset 0
-    bool goawayAfter = false;
+    bool goawayAfter = false, muteAfter = false;
     // The response body readBody produces: `fixed`, or `length` pattern bytes when `pattern`.
     std::string fixed;
     bool pattern = false;
@@ -685,6 +698,7 @@ class H2Session {
     if (!s) return 0;
     if (s->record && !s->complete) h.recordBody(*s);  // reset by the peer before END_STREAM
     if (s->goawayAfter) h.goawayAfter_ = id;
+    if (s->muteAfter) h.muted_ = true;
     h.streams_.erase(id);
     return 0;
   }
@@ -819,6 +833,10 @@ class H2Session {
       s.goawayAfter = true;
       return finish(200, {{"content-type", "text/plain"}}, "bye");
     }
+    if (path == "/mute") {
+      s.muteAfter = true;
+      return finish(200, {{"content-type", "text/plain"}}, "muted");
+    }
     if (path == "/stats") return finish(200, {{"content-type", "application/json"}}, statsJson());
     if (path == "/requests") {
       RequestsDump d = requestsDump();
@@ -838,6 +856,7 @@ class H2Session {
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
   bool counted_ = false;     // this connection carried a recorded request (counted once)
   int32_t goawayAfter_ = 0;  // a /goaway stream closed: send GOAWAY with it as last stream id
+  bool muted_ = false;       // a /mute stream closed: the connection goes silent
   bool goawaySent_ = false;
 };
 
@@ -861,6 +880,10 @@ class Conn {
     for (;;) {
       auto req = readRequest();
       if (!req) return;
+      if (dropNext_) {
+        logLine(*req, 0);  // closed unanswered (after /drop-next)
+        return;
+      }
       if (!serve(*req)) return;
     }
   }
@@ -1240,6 +1263,10 @@ class Conn {
       while (fill()) in_.clear();  // never answer; return once the peer gives up
       return false;
     }
+    if (path == "/drop-next") {
+      dropNext_ = true;
+      return finish(200, {{"Content-Type", "text/plain"}}, "the next request is dropped\n");
+    }
     if (path == "/reset") {
       logLine(req, 0);
       linger lg{1, 0};  // close() now sends an RST instead of a FIN
@@ -1379,6 +1406,7 @@ class Conn {
   TlsInfo tls_;
   std::string in_;
   bool counted_ = false;  // this connection carried a recorded request (counted once)
+  bool dropNext_ = false;  // /drop-next: close on the next request without answering
 };
 
 void usage() {
