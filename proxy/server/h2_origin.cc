@@ -127,6 +127,9 @@ BevPtr H2Origin::open() {
   if (!canOpen()) return nullptr;
   bufferevent* pair[2] = {nullptr, nullptr};
   if (bufferevent_pair_new(w_.base(), BEV_OPT_DEFER_CALLBACKS, pair) != 0) return nullptr;
+  // Only an idle connection is asked for a PING: streams under way show life by themselves, and
+  // behind a slow upload the PING would wait its turn in our output and time out wrongly.
+  bool idle = chans_.empty() && evbuffer_get_length(bufferevent_get_output(tls_.get())) == 0;
   auto c = std::make_unique<Chan>();
   c->owner = this;
   c->end.reset(pair[1]);
@@ -139,7 +142,7 @@ BevPtr H2Origin::open() {
   chans_.front()->self = chans_.begin();
   if (idle_) evtimer_del(idle_.get());
   uint64_t now = nowMs();
-  if (ping_ && !pingSentMs_ && now - lastHeardMs_ >= kPingAfterSilenceMs &&
+  if (idle && ping_ && !pingSentMs_ && now - lastHeardMs_ >= kPingAfterSilenceMs &&
       nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, nullptr) == 0) {
     pingSentMs_ = now;  // it leaves with the stream's HEADERS
     timeval tv{time_t(kPingTimeoutMs / 1000), suseconds_t((kPingTimeoutMs % 1000) * 1000)};

@@ -22,8 +22,8 @@
 // ending, closes its channel with nothing written: the ClientConn then retries once on a new
 // connection, as it does when a pooled HTTP/1.1 connection turns out to be closed.
 //
-// A connection the origin has been silent on for kPingAfterSilenceMs is asked for a PING when a
-// new stream is put on it: a firewall or NAT box that dropped an idle connection without a word
+// An idle connection the origin has been silent on for kPingAfterSilenceMs is asked for a PING
+// when a new stream is put on it: a firewall or NAT box that dropped an idle connection without a word
 // would otherwise swallow every request sent on it until each timed out. Nothing heard within
 // kPingTimeoutMs ends the connection, and its unanswered streams are retried on a new one.
 #pragma once

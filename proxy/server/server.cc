@@ -543,14 +543,10 @@ int run(config::ConfigPtr cfg, const RunOptions& opts) {
   facts->listeners = bindTo;
   for (auto& w : s.workers) w->setFacts(facts);
   s.facts = facts;
-  for (auto& w : s.workers) w->start();
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-
+  // The admin listener is bound before any worker serves: once the proxy answers /healthz, its
+  // /metrics and /lookup answer too (a monitor that starts on the first health check must not
+  // find the admin port closed).
   s.base.reset(event_base_new());
-  for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGUSR1}) {
-    s.signals.emplace_back(evsignal_new(s.base.get(), sig, &onSignal, &s));
-    evsignal_add(s.signals.back().get(), nullptr);
-  }
   if (cfg->admin.listen) {
     s.admin = evhttp_new(s.base.get());
     evhttp_set_allowed_methods(s.admin, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
@@ -559,10 +555,18 @@ int run(config::ConfigPtr cfg, const RunOptions& opts) {
     const auto& a = *cfg->admin.listen;
     if (!evhttp_bind_socket_with_handle(s.admin, a.ipString().c_str(), a.port())) {
       SLOG_ERROR("cannot listen on admin.listen %s: %s", a.toString().c_str(), strerror(errno));
-      for (auto& w : s.workers) w->postShutdown(std::chrono::milliseconds(0));
-      for (auto& w : s.workers) w->join();
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+      evhttp_free(s.admin);
+      s.admin = nullptr;
       return 1;
     }
+  }
+  for (auto& w : s.workers) w->start();
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+
+  for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGUSR1}) {
+    s.signals.emplace_back(evsignal_new(s.base.get(), sig, &onSignal, &s));
+    evsignal_add(s.signals.back().get(), nullptr);
   }
   std::string where;
   for (const auto& l : bindTo) where += (where.empty() ? "" : ", ") + l.toString();
