@@ -80,12 +80,13 @@ class TlsIntercept : public ProxyTest {
                           "constrained", "expiredinter", "sha1inter", "critext", "partialwild", "revoked"})
       cfg.resolve.push_back({std::string(n) + ".pki.test", "127.0.0.1"});
     cfg.timeouts.push_back({"connect", "2s"});
-    for (const auto& [name, value] : timeouts_) {  // replacing the harness's own where it has one
-      auto it = std::find_if(cfg.timeouts.begin(), cfg.timeouts.end(), [&](const auto& t) { return t.first == name; });
+    for (const auto& extra : timeouts_) {  // replacing the harness's own where it has one
+      auto it = std::find_if(cfg.timeouts.begin(), cfg.timeouts.end(),
+                             [&extra](const auto& t) { return t.first == extra.first; });
       if (it != cfg.timeouts.end())
-        it->second = value;
+        it->second = extra.second;
       else
-        cfg.timeouts.emplace_back(name, value);
+        cfg.timeouts.push_back(extra);
     }
     cfg.extra = "tls: {upstream_ca_file: \"" + root_ + "\"" + tlsExtra + "}\n" + extra;
     cfg.env = env;
