@@ -11,4 +11,9 @@ bool isHopByHop(std::string_view name) {
   return false;
 }
 
+bool isIdempotent(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" || method == "PUT" ||
+         method == "DELETE";
+}
+
 }  // namespace sekisho::http

@@ -82,4 +82,9 @@ struct ResponseHead {
 // the names listed in Connection are hop-by-hop too and are checked separately.
 bool isHopByHop(std::string_view name);
 
+// RFC 9110 §9.2.2: a request with one of these methods may be sent again with the same effect
+// (GET, HEAD, OPTIONS, TRACE, PUT, DELETE; method names are case-sensitive). A proxy retries
+// nothing else on its own (RFC 9112 §9.3.1): the origin may have acted on the first copy.
+bool isIdempotent(std::string_view method);
+
 }  // namespace sekisho::http

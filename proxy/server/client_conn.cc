@@ -59,6 +59,9 @@ constexpr milliseconds kIdleTrimAfter{1000};
 constexpr ssize_t kOriginTlsMaxRead = 32 * 1024 - 256;
 // A small response body that has arrived with its head goes out in the same write as the head.
 constexpr size_t kCoalesceBody = 8 * 1024;
+// A request that will not be retried reuses only an origin connection parked less than this long
+// ago: shorter than any common keep-alive timeout (Apache and Node.js 5 s, nginx 75 s).
+constexpr milliseconds kUnsafeReuseWithin{2000};
 
 void tuneBev(bufferevent* bev, size_t bufferBytes) {
   ssize_t maxRead = kMaxIo;
@@ -281,7 +284,10 @@ void ClientConn::freeUpstream() {
   if (ex_ && ex_->up) {
     bufferevent_setcb(ex_->up.get(), nullptr, nullptr, nullptr, nullptr);
     // A channel's H2Origin learns that the exchange is over only through an explicit EOF.
-    if (ex_->upH2) bufferevent_flush(ex_->up.get(), EV_WRITE, BEV_FINISHED);
+    if (ex_->upH2) {
+      bufferevent_flush(ex_->up.get(), EV_WRITE, BEV_FINISHED);
+      w_.h2Origins().forget(ex_->up.get());
+    }
     ex_->upH2 = false;
     // The next upstream earns TLS anew: a retry on a fresh TCP connection must not pass for
     // an established TLS one and send the request in clear.
@@ -793,13 +799,20 @@ void ClientConn::connectUpstream() {
     std::string key = UpstreamPool::tlsKey(ex_->dest, ex_->req.host);
     if (w_.pool().has(key) || w_.h2Origins().has(key)) return startTunnel();
   }
+  // A request that is not idempotent is never retried (onUpstreamEvent): it goes only on a
+  // connection the origin cannot have timed out yet (one parked or heard from moments ago).
+  bool unsafe = !http::isIdempotent(ex_->req.method);
   // An HTTP/2 client's request goes as a stream on an HTTP/2 origin connection when there is one.
   if (!isConnect && !ex_->retried && bump_ && inner_ && w_.config()->tls.http2) {
-    if (H2Origin* o = w_.h2Origins().find(bump_->poolKey))
+    if (H2Origin* o = w_.h2Origins().find(bump_->poolKey, unsafe))
       if (BevPtr ch = o->open()) return useH2Channel(std::move(ch), true);
   }
   if (!isConnect && !ex_->retried) {
-    if (BevPtr pooled = bump_ ? w_.pool().take(bump_->poolKey) : w_.pool().take(ex_->dest)) {
+    UpstreamPool& pool = w_.pool();
+    BevPtr pooled = !unsafe   ? (bump_ ? pool.take(bump_->poolKey) : pool.take(ex_->dest))
+                    : bump_ ? pool.takeFresh(bump_->poolKey, kUnsafeReuseWithin)
+                            : pool.takeFresh(ex_->dest, kUnsafeReuseWithin);
+    if (pooled) {
       ex_->up = std::move(pooled);
       ex_->upReused = true;
       ex_->upTls = bump_ != nullptr;
@@ -1171,10 +1184,13 @@ void ClientConn::onUpstreamEvent(short what) noexcept {
   bool eof = (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR);
   if (!ex_->haveResp) {
     // A reused connection that the origin had already closed: retry once on a fresh one when
-    // nothing of the request body has been consumed (RFC 9112 §9.3.1 idempotence aside, the
-    // origin saw no complete request on a connection it closed before answering).
+    // nothing of the request body has been consumed and the request may be sent twice (RFC 9112
+    // §9.3.1: an idempotent method; the origin may have acted on anything else before it
+    // closed), or when the origin cannot have seen it (an h2 stream it refused, h2_origin.h).
     bool bodySent = ex_->reqPump.bodyBytes() > 0;
-    if (ex_->upReused && !ex_->retried && !bodySent && evbuffer_get_length(bufferevent_get_input(ex_->up.get())) == 0) {
+    bool mayRepeat = http::isIdempotent(ex_->req.method) || (ex_->upH2 && w_.h2Origins().unprocessed(ex_->up.get()));
+    if (ex_->upReused && !ex_->retried && !bodySent && mayRepeat &&
+        evbuffer_get_length(bufferevent_get_input(ex_->up.get())) == 0) {
       ex_->retried = true;
       w_.metrics().upstreamRetries.fetch_add(1, std::memory_order_relaxed);
       freeUpstream();
@@ -1182,6 +1198,8 @@ void ClientConn::onUpstreamEvent(short what) noexcept {
     }
     std::string why = eof ? "the origin closed the connection without answering"
                           : std::string("the origin reset the connection: ") + (err ? strerror(err) : "error");
+    if (ex_->upReused && !ex_->retried && !bodySent && !mayRepeat)
+      why.append(" (not retried: the origin may have acted on the ").append(ex_->req.method).append(")");
     return respondError(502, Reason::UpstreamReset, why);
   }
   if (eof) {

@@ -123,10 +123,13 @@ bool H2Origin::canOpen() const {
   return nghttp2_session_get_next_stream_id(session_) < (1u << 31) - 2 * kMaxStreams;
 }
 
+bool H2Origin::canOpenUnsafe() const { return canOpen() && nowMs() - lastHeardMs_ < kUnsafeAfterSilenceMs; }
+
 BevPtr H2Origin::open() {
   if (!canOpen()) return nullptr;
   bufferevent* pair[2] = {nullptr, nullptr};
   if (bufferevent_pair_new(w_.base(), BEV_OPT_DEFER_CALLBACKS, pair) != 0) return nullptr;
+  w_.h2Origins().forget(pair[0]);  // a mark left by a freed channel at the same address
   // Only an idle connection is asked for a PING: streams under way show life by themselves, and
   // behind a slow upload the PING would wait its turn in our output and time out wrongly.
   bool idle = chans_.empty() && evbuffer_get_length(bufferevent_get_output(tls_.get())) == 0;
@@ -275,8 +278,12 @@ void H2Origin::die(const char* why) {
   SLOG_DEBUG("h2 origin %s: closed: %s (%zu channels)", key_.c_str(), why, chans_.size());
   streams_.clear();
   // Every channel ends now; one whose response had not begun is retried by its ClientConn.
-  for (auto& c : chans_)
-    if (c->end) bufferevent_flush(c->end.get(), EV_WRITE, BEV_FINISHED);
+  for (auto& c : chans_) {
+    if (!c->end) continue;
+    // One whose request never became a stream was never sent: any request may be retried.
+    if (c->id < 0) w_.h2Origins().markUnprocessed(bufferevent_pair_get_partner(c->end.get()));
+    bufferevent_flush(c->end.get(), EV_WRITE, BEV_FINISHED);
+  }
   chans_.clear();
   repumps_ = 0;
   if (idle_) evtimer_del(idle_.get());
@@ -432,7 +439,9 @@ int H2Origin::onStreamClose(nghttp2_session*, int32_t id, uint32_t error, void* 
   c->id = -1;
   if (!c->ended || error != NGHTTP2_NO_ERROR) {
     SLOG_DEBUG("h2 origin %s: stream %d closed early: %s", self->key_.c_str(), id, nghttp2_http2_strerror(error));
-    self->closeChan(*c);  // the ClientConn sees its upstream end (retry or a truncated body)
+    // The ClientConn sees its upstream end (retry or a truncated body). REFUSED_STREAM, also
+    // what nghttp2 closes the streams above a GOAWAY's last stream id with: never processed.
+    self->closeChan(*c, error == NGHTTP2_REFUSED_STREAM && !c->headWritten);
   }
   return 0;
 }
@@ -462,8 +471,9 @@ void H2Origin::chanEventCb(bufferevent*, short what, void* arg) {
   if (!self->dead_ && !self->flush()) self->die("write failed");
 }
 
-void H2Origin::closeChan(Chan& c) {
+void H2Origin::closeChan(Chan& c, bool unprocessed) {
   grown_ -= c.window - kStreamWindow;
+  if (unprocessed && c.end) w_.h2Origins().markUnprocessed(bufferevent_pair_get_partner(c.end.get()));
   if (c.id >= 0) {
     nghttp2_session_set_stream_user_data(session_, c.id, nullptr);  // readRequestBody finds nothing
     streams_.erase(c.id);
@@ -550,7 +560,7 @@ void H2Origin::onChanReadable(Chan& c) {
     int32_t id = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), c.reqDone ? nullptr : &dp, &c);
     if (id < 0) {
       SLOG_DEBUG("h2 origin %s: no stream: %s", key_.c_str(), nghttp2_strerror(id));
-      return closeChan(c);  // retried elsewhere by the ClientConn
+      return closeChan(c, true);  // retried elsewhere by the ClientConn
     }
     c.id = id;
     streams_[id] = &c;
@@ -607,11 +617,11 @@ ssize_t H2Origin::readRequestBody(nghttp2_session* session, int32_t id, uint8_t*
 // ---------------------------------------------------------------- the registry
 H2Origins::~H2Origins() { clear(); }
 
-H2Origin* H2Origins::find(const std::string& key) {
+H2Origin* H2Origins::find(const std::string& key, bool unsafe) {
   auto it = byKey_.find(key);
   if (it == byKey_.end()) return nullptr;
   for (auto& o : it->second)
-    if (o->canOpen()) return o.get();
+    if (unsafe ? o->canOpenUnsafe() : o->canOpen()) return o.get();
   return nullptr;
 }
 

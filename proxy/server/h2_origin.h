@@ -19,8 +19,12 @@
 // round trip); the windows grown beyond the first add up to kGrowBudget per connection at most.
 //
 // A stream the origin refuses or resets before answering, or one cut by GOAWAY or the connection
-// ending, closes its channel with nothing written: the ClientConn then retries once on a new
-// connection, as it does when a pooled HTTP/1.1 connection turns out to be closed.
+// ending, closes its channel with nothing written: the ClientConn then retries an idempotent
+// request once on a new connection, as it does when a pooled HTTP/1.1 connection turns out to be
+// closed. Any other request is retried only when the origin cannot have seen it (RFC 9113 §8.7):
+// REFUSED_STREAM (also what nghttp2 gives the streams above a GOAWAY's last stream id), or a
+// request that never became a stream; H2Origins::unprocessed() tells the ClientConn so. Such a
+// request is put only on a connection the origin was heard on within kUnsafeAfterSilenceMs.
 //
 // An idle connection the origin has been silent on for kPingAfterSilenceMs is asked for a PING
 // when a new stream is put on it: a firewall or NAT box that dropped an idle connection without a word
@@ -37,6 +41,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "proxy/base/handles.h"
 
@@ -56,6 +61,7 @@ class H2Origin {
   static constexpr uint32_t kMaxStreams = 100;  // ours, whatever the origin allows beyond it
   static constexpr uint64_t kPingAfterSilenceMs = 2000;
   static constexpr uint64_t kPingTimeoutMs = 3000;
+  static constexpr uint64_t kUnsafeAfterSilenceMs = 2000;
   static constexpr size_t kMaxTakenPerRead = 256 * 1024;  // decrypted per read event, at most
 
   // `tls` is a verified TLS bufferevent on which the origin selected h2.
@@ -67,6 +73,9 @@ class H2Origin {
   bool start();  // the connection preface and our SETTINGS; false: not usable
   // Whether a new request may start here: alive, no GOAWAY, under the concurrent stream limit.
   bool canOpen() const;
+  // canOpen(), and the origin was heard on this connection within kUnsafeAfterSilenceMs: a
+  // request that will not be retried does not go on one that may have died silently.
+  bool canOpenUnsafe() const;
   // A channel for one request (the ClientConn's end of the pair), or nullptr.
   BevPtr open();
   SSL* ssl() const { return bufferevent_openssl_get_ssl(tls_.get()); }
@@ -100,7 +109,9 @@ class H2Origin {
   void pumpRequest(Chan& c);
   void writeResponseHead(Chan& c, bool endStream);
   void endResponse(Chan& c);
-  void closeChan(Chan& c);  // frees it: the ClientConn sees the end of its upstream
+  // Frees it: the ClientConn sees the end of its upstream. `unprocessed`: the origin never acted
+  // on its request (any request may then be retried).
+  void closeChan(Chan& c, bool unprocessed = false);
   Chan* byStream(int32_t id);
   bool flush();
   void die(const char* why);
@@ -128,12 +139,18 @@ class H2Origins {
  public:
   explicit H2Origins(Worker& w) : w_(w) {}
   ~H2Origins();
-  // One that can take a new request now, or nullptr.
-  H2Origin* find(const std::string& key);
+  // One that can take a new request now, or nullptr. `unsafe`: for a request that is not
+  // idempotent (H2Origin::canOpenUnsafe).
+  H2Origin* find(const std::string& key, bool unsafe = false);
   bool has(const std::string& key) { return find(key) != nullptr; }
   // Takes a verified TLS connection on which the origin chose h2; nullptr when it cannot start.
   H2Origin* add(const std::string& key, BevPtr tls);
   void reap();  // frees the dead ones
+  // The channels (by the ClientConn's end) whose request the origin never acted on, as they are
+  // closed; the ClientConn asks before deciding on a retry and forgets its end when it frees it.
+  void markUnprocessed(const bufferevent* clientEnd) { unprocessed_.insert(clientEnd); }
+  bool unprocessed(const bufferevent* clientEnd) const { return unprocessed_.count(clientEnd) != 0; }
+  void forget(const bufferevent* clientEnd) { unprocessed_.erase(clientEnd); }
   void scheduleReap();
   void clear();
   size_t size() const;
@@ -143,6 +160,7 @@ class H2Origins {
   Worker& w_;
   std::unordered_map<std::string, std::list<std::unique_ptr<H2Origin>>> byKey_;
   EventPtr reapEv_;
+  std::unordered_set<const bufferevent*> unprocessed_;
 };
 
 bool alpnIsH2(SSL* ssl);

@@ -33,6 +33,16 @@ std::string UpstreamPool::tlsKey(const net::SocketAddr& addr, std::string_view s
   return k;
 }
 
+BevPtr UpstreamPool::takeFresh(const net::SocketAddr& addr, std::chrono::milliseconds maxAge) {
+  return takeFresh(keyOf(addr), maxAge);
+}
+
+BevPtr UpstreamPool::takeFresh(const std::string& key, std::chrono::milliseconds maxAge, Clock::time_point now) {
+  auto it = byKey_.find(key);
+  if (it == byKey_.end() || it->second.empty() || now - it->second.front()->parkedAt >= maxAge) return nullptr;
+  return take(key, now);
+}
+
 BevPtr UpstreamPool::take(const std::string& key, Clock::time_point now) {
   releaseStale(now);
   auto it = byKey_.find(key);

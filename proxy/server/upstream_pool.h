@@ -43,6 +43,10 @@ class UpstreamPool {
   // The same for any key: verified TLS connections are pooled under tlsKey(address, SNI), apart
   // from plain ones, so a request only ever reuses a connection made for the same origin name.
   BevPtr take(const std::string& key, Clock::time_point now = Clock::now());
+  // Only a connection parked less than `maxAge` ago (the most recent one), else nullptr: for a
+  // request that must not be retried, the origin is unlikely to have timed that one out yet.
+  BevPtr takeFresh(const std::string& key, std::chrono::milliseconds maxAge, Clock::time_point now = Clock::now());
+  BevPtr takeFresh(const net::SocketAddr& addr, std::chrono::milliseconds maxAge);
   void put(const std::string& key, BevPtr bev, Clock::time_point now = Clock::now());
   // What giving back a parked connection's buffers means; by default SSL_free_buffers on a TLS
   // bufferevent (OpenSSL frees nothing while a record is half read or half written, and

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "tests/integration/harness.h"
 
@@ -301,6 +302,53 @@ TEST_F(ProxyHttp, ReusesOneUpstreamConnectionForKeepAliveRequests) {
   Origin::Stats s = origin().stats();
   EXPECT_EQ(s.requests, 3);
   EXPECT_EQ(s.connections, 1) << "upstream connection not reused";
+}
+
+// A pooled origin connection that the origin closes as it is reused (its keep-alive timeout
+// crossing our request) is retried once for an idempotent request, never for a POST: the origin
+// may have acted on it before closing (RFC 9112 §9.3.1). A POST takes only a connection parked
+// moments ago, otherwise a new one.
+TEST_F(ProxyHttp, RetriesOnlyIdempotentRequestsAfterAPooledConnectionDied) {
+  ASSERT_NO_FATAL_FAILURE(startOrigin());
+  ProxyConfig cfg = env_.proxyConfig();
+  cfg.workers = "1";  // one pool for every client connection below
+  ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
+  auto countOf = [&](std::string_view needle) {  // tries the origin read, dropped ones included
+    std::string all = origin().child().stderrText();
+    size_t n = 0;
+    for (size_t at = all.find(needle); at != std::string::npos; at = all.find(needle, at + 1)) ++n;
+    return n;
+  };
+  auto arm = [&] {  // leaves one pooled connection on which the origin drops the next request
+    Response r = viaProxy(getRequest(origin().url("/drop-next")));
+    ASSERT_EQ(r.status, 200) << r.summary();
+  };
+  // POST on the connection parked just now: dropped, answered 502, sent once.
+  ASSERT_NO_FATAL_FAILURE(arm());
+  Response r = viaProxy("POST " + origin().url("/echo?post1") + " HTTP/1.1\r\nHost: " + origin().authority() +
+                        "\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(r.status, 502) << r.summary();
+  EXPECT_NE(r.body.find("not retried"), std::string::npos) << r.body.substr(0, 3000);
+  EXPECT_EQ(countOf("POST /echo?post1 -> "), 1u) << "a POST went to the origin twice";
+  EXPECT_TRUE(proxy().waitLogLineWith("/echo?post1", "/502"));
+  // DELETE is idempotent: dropped, then retried on a new connection.
+  ASSERT_NO_FATAL_FAILURE(arm());
+  r = viaProxy("DELETE " + origin().url("/echo?del1") + " HTTP/1.1\r\nHost: " + origin().authority() + "\r\n\r\n");
+  EXPECT_EQ(r.status, 200) << r.summary();
+  EXPECT_EQ(countOf("DELETE /echo?del1 -> "), 2u) << "the dropped try and the retry";
+  // A POST after the pooled connection has waited past 2 s goes on a new connection instead.
+  ASSERT_NO_FATAL_FAILURE(arm());
+  long connectionsBefore = origin().stats().connections;
+  std::this_thread::sleep_for(Millis(2300));
+  r = viaProxy("POST " + origin().url("/echo?post2") + " HTTP/1.1\r\nHost: " + origin().authority() +
+               "\r\nContent-Length: 4\r\n\r\nbody");
+  EXPECT_EQ(r.status, 200) << r.summary();
+  EXPECT_EQ(countOf("POST /echo?post2 -> "), 1u);
+  EXPECT_EQ(origin().stats().connections, connectionsBefore + 1) << "the POST did not get a new connection";
+  // The idle one is still parked and a GET may have it: dropped there, retried, served.
+  r = viaProxy(getRequest(origin().url("/size/7")));
+  EXPECT_EQ(r.status, 200) << r.summary();
+  EXPECT_EQ(r.body, patternString(7));
 }
 
 TEST_F(ProxyHttp, RelaysChunkedResponseWithTrailer) {

@@ -1299,6 +1299,25 @@ TEST_F(TlsInterceptH2, H2OriginResetsHangsAndGoawayEndOnlyWhatTheyMust) {
   ASSERT_TRUE(r.exitedWith(0)) << r.err;
   EXPECT_EQ(r.out, "502");
   EXPECT_TRUE(proxy().waitLogLineWith("GET " + base + "/reset", "/502"));
+  auto tries = [&](std::string_view what) {  // streams the origin logged for `what`
+    std::string all = origin->child().stderrText();
+    size_t n = 0;
+    for (size_t at = all.find(what); at != std::string::npos; at = all.find(what, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(tries(" GET /reset -> RST_STREAM"), 2u) << "a GET reset before any answer is retried once";
+  // A POST is not sent twice: the origin may have acted on it before the reset (RFC 9113 §8.7).
+  r = curl({"-X", "POST", "-w", "%{http_code}", "-o", env_.path("page"), base + "/reset?post"});
+  ASSERT_TRUE(r.exitedWith(0)) << r.err;
+  EXPECT_EQ(r.out, "502");
+  EXPECT_NE(readFile(env_.path("page")).find("not retried"), std::string::npos);
+  EXPECT_EQ(tries(" POST /reset?post -> RST_STREAM"), 1u);
+  // A POST the origin refused (REFUSED_STREAM: not processed) is sent again, and served.
+  r = curl({"-X", "POST", "-w", " %{http_code}", base + "/refuse-first"});
+  ASSERT_TRUE(r.exitedWith(0)) << r.err;
+  EXPECT_EQ(r.out, "accepted 200");
+  EXPECT_EQ(tries(" POST /refuse-first -> REFUSED_STREAM"), 1u);
+  EXPECT_EQ(tries(" POST /refuse-first -> 200"), 1u);
   // A stream the origin never answers gets its own 504 at the first-byte deadline; a stream
   // beside it on the same origin connection is served meanwhile.
   auto started = std::chrono::steady_clock::now();

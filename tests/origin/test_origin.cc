@@ -76,6 +76,8 @@
 //   /upload, /status/N, /stats, /requests, /tls   as above.
 //   /reset       RST_STREAM(INTERNAL_ERROR) on that stream; the connection and other streams go on.
 //   /hang        that stream is never answered; the others are.
+//   /refuse-first  the first such stream of the process gets RST_STREAM(REFUSED_STREAM) (the
+//                origin promises it did nothing with it), later ones 200 "accepted".
 //   /goaway      200 "bye", then GOAWAY(NO_ERROR, last stream id = this one); the streams up to it
 //                are still served, then the connection is closed.
 //   /mute        200 "muted", then the connection goes silent: nothing more is read or written
@@ -97,6 +99,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -825,6 +828,15 @@ class H2Session {
       log(s, "RST_STREAM");
       nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_INTERNAL_ERROR);
       return;
+    }
+    if (path == "/refuse-first") {
+      static std::atomic<bool> refused{false};
+      if (!refused.exchange(true)) {
+        log(s, "REFUSED_STREAM");
+        nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_REFUSED_STREAM);
+        return;
+      }
+      return finish(200, {{"content-type", "text/plain"}}, "accepted");
     }
     if (path == "/hang") return log(s, "no answer");
     if (path == "/goaway") {

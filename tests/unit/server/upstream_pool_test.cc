@@ -148,6 +148,22 @@ TEST_F(UpstreamPoolTest, TheSizeGaugeFollowsEveryChange) {
   pool_.setSizeGauge(nullptr);
 }
 
+// A request that will not be retried takes only a connection parked moments ago: the most
+// recent one, and none when even that one has waited longer than asked.
+TEST_F(UpstreamPoolTest, TakeFreshTakesOnlyARecentlyParkedConnection) {
+  BevPtr older = conn(), newer = conn();
+  bufferevent* newerRaw = newer.get();
+  pool_.put("k", std::move(older), t0_);
+  pool_.put("k", std::move(newer), t0_ + 1500ms);
+  EXPECT_EQ(pool_.takeFresh("k", 2s, t0_ + 3600ms), nullptr) << "the newest waited 2.1 s";
+  EXPECT_EQ(pool_.size(), 2u) << "a refused takeFresh leaves the pool as it was";
+  EXPECT_EQ(pool_.takeFresh("other", 2s, t0_ + 1600ms), nullptr);
+  BevPtr got = pool_.takeFresh("k", 2s, t0_ + 3000ms);
+  EXPECT_EQ(got.get(), newerRaw) << "the one parked 1.5 s ago";
+  EXPECT_EQ(pool_.takeFresh("k", 2s, t0_ + 3000ms), nullptr) << "the other one waited 3 s";
+  EXPECT_NE(pool_.take("k", t0_ + 3000ms), nullptr) << "a retryable request takes it all the same";
+}
+
 // Without a releaser the pool frees TLS buffers through OpenSSL and leaves plain connections be.
 TEST(UpstreamPoolDefault, PlainConnectionsParkPastTheThresholdUntouched) {
   event_base* base = event_base_new();
