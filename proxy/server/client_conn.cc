@@ -274,7 +274,26 @@ void ClientConn::armTimer(milliseconds ms) {
   evtimer_add(timer_.get(), &tv);
 }
 
-void ClientConn::setState(ConnState s) { state_ = s; }
+void ClientConn::setState(ConnState s) {
+  state_ = s;
+  // An HTTP/2 connection stays listed: whether it has streams is looked at when it is picked.
+  if (s != ConnState::ReadHead && s != ConnState::H2 && idleListed_) w_.unmarkIdle(this);
+}
+
+// Picked by Worker::reclaimIdle: closed if it is still idle. An HTTP/2 connection without streams
+// gets a GOAWAY first (NO_ERROR: the browser opens a new connection for its next request).
+bool ClientConn::reclaimIfIdle() {
+  if (state_ == ConnState::ReadHead && !headStarted_ && !ex_) {
+    close();
+    return true;
+  }
+  if (state_ == ConnState::H2 && h2_ && h2_->activeStreams() == 0) {
+    h2_->goAway(true);
+    endH2();
+    return true;
+  }
+  return false;
+}
 
 size_t ClientConn::bufLimit() const {
   return inner_ ? streamBufferBytes(*w_.config()) : w_.config()->limits.bufferBytes;
@@ -339,7 +358,8 @@ void ClientConn::enterReadHead() {
   // A TLS client wakes the timer early once, to trim its buffers if it is still idle then.
   armTimer(bump_ && !inner_ && !idleTrimmed_ ? std::min(wait, kIdleTrimAfter) : wait);
   bufferevent_enable(client_.get(), EV_READ);
-  if (evbuffer_get_length(bufferevent_get_input(client_.get())) > 0) readHead();
+  if (evbuffer_get_length(bufferevent_get_input(client_.get())) > 0) return readHead();
+  if (!inner_ && !idleListed_) w_.markIdle(this);  // may be closed to let a new client in
 }
 
 void ClientConn::onClientReadable() noexcept {
@@ -380,6 +400,7 @@ void ClientConn::readHead() {
   if (len == 0) return;
   if (!headStarted_) {
     headStarted_ = true;
+    if (idleListed_) w_.unmarkIdle(this);
     if (!firstRequest_) armTimer(cfg.timeouts.requestHeader);  // slowloris: the whole head within this
   }
   size_t limit = cfg.limits.maxHeadBytes;
@@ -1751,7 +1772,11 @@ void ClientConn::startH2() {
     event_base_once(w->base(), -1, EV_TIMEOUT, &ClientConn::onH2Resume, new Arg{w, id}, nullptr);
   });
   // A second after its last stream, an idle session gives its frame buffer back (onTimer).
-  h2_->setIdleHook([this] { armTimer(std::min<milliseconds>(milliseconds(1000), w_.config()->timeouts.clientIdle)); });
+  h2_->setIdleHook([this] {
+    armTimer(std::min<milliseconds>(milliseconds(1000), w_.config()->timeouts.clientIdle));
+    if (idleListed_) w_.unmarkIdle(this);  // to the back: idle since now
+    w_.markIdle(this);
+  });
   if (!h2_->start()) return close();
   armTimer(w_.config()->timeouts.clientIdle);
   if (evbuffer_get_length(bufferevent_get_input(client_.get())) && !h2_->onClientReadable()) return endH2();

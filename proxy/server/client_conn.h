@@ -34,6 +34,7 @@
 
 #include <chrono>
 #include <functional>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -78,6 +79,7 @@ class ClientConn {
   ConnState state() const { return state_; }
 
  private:
+  friend class Worker;  // the idle list (Worker::markIdle) and closing an idle connection
   struct Exchange;
 
   // libevent trampolines
@@ -162,6 +164,7 @@ class ClientConn {
   void enterReadHead();
   void enterDrain();
   void close();
+  bool reclaimIfIdle();  // Worker::reclaimIdle
   void abortExchange(Reason reason, std::string_view detail);
   void logExchange();
   void setState(ConnState s);
@@ -185,6 +188,8 @@ class ClientConn {
   Paused upPaused_ = Paused::No;      // upstream reads paused because client output is full
   bool allowed_;
   bool headStarted_ = false;   // a byte of the current request head has arrived
+  bool idleListed_ = false;    // in the worker's list of idle connections (Worker::markIdle)
+  std::list<ClientConn*>::iterator idleIt_;
   bool firstRequest_ = true;
   bool closeAfter_ = false;    // no further requests on this connection
   bool linger_ = false;        // Drain reads and discards before closing (client bytes may be unread)

@@ -45,7 +45,7 @@ enum class Reason : uint8_t {
 const char* reasonName(Reason r);
 
 struct Metrics {
-  Counter accepted{0}, active{0}, refusedAtAccept{0};
+  Counter accepted{0}, active{0}, refusedAtAccept{0}, idleReclaimed{0};
   Counter requests{0}, tunnels{0}, selfPages{0};
   Counter upstreamConnects{0}, upstreamReuses{0}, upstreamRetries{0};
   // TLS interception: connections decrypted, tunnelled after the ClientHello (by decision

@@ -257,6 +257,9 @@ void Server::metrics(evhttp_request* req) {
   addCounter(out, "sekisho_connections_accepted_total", "Client connections accepted.", "counter", sum(&Metrics::accepted));
   addCounter(out, "sekisho_connections_active", "Client connections open now.", "gauge", sum(&Metrics::active));
   addCounter(out, "sekisho_connections_refused_total", "Connections closed at accept (limit or shutdown).", "counter", sum(&Metrics::refusedAtAccept));
+  addCounter(out, "sekisho_idle_connections_reclaimed_total",
+             "Idle client connections closed to let new ones in (at the connection or descriptor limit).", "counter",
+             sum(&Metrics::idleReclaimed));
   addCounter(out, "sekisho_requests_total", "Requests read from clients (CONNECT included).", "counter", sum(&Metrics::requests));
   addCounter(out, "sekisho_tunnels_total", "CONNECT tunnels established.", "counter", sum(&Metrics::tunnels));
   addCounter(out, "sekisho_self_pages_total", "Requests for the proxy's own pages.", "counter", sum(&Metrics::selfPages));

@@ -62,6 +62,7 @@ Worker::~Worker() {
 // Frees every connection, pooled upstream and listener. Called on the loop thread when the loop
 // has ended, and again (finding nothing) from the destructor.
 void Worker::closeAll() {
+  idle_.clear();
   for (auto& [id, c] : conns_) delete c;
   conns_.clear();
   for (auto* c : reap_) delete c;
@@ -250,11 +251,15 @@ void Worker::onAcceptError(evconnlistener*, void* arg) {
   int err = EVUTIL_SOCKET_ERROR();
   // Out of descriptors (EMFILE/ENFILE) or memory: the listening socket stays readable, so
   // accepting again at once would spin. Pause accepting briefly; connections wait in the
-  // backlog. One log line per pause, not one per attempt.
-  SLOG_WARN("worker %u: accept failed: %s; pausing accepts for 100 ms (%zu connections open)", w->id_, strerror(err),
-            w->conns_.size());
+  // backlog. One log line per pause, not one per attempt. Out of descriptors, the connections
+  // idle longest make room first (their sockets close when the reap frees them, on the loop's
+  // next turn), and accepting resumes right after that.
+  size_t reclaimed = (err == EMFILE || err == ENFILE) ? w->reclaimIdle(kReclaimBatch, "out of file descriptors") : 0;
+  if (!reclaimed)
+    SLOG_WARN("worker %u: accept failed: %s; pausing accepts for 100 ms (%zu connections open)", w->id_, strerror(err),
+              w->conns_.size());
   for (auto& l : w->listeners_) evconnlistener_disable(l.get());
-  timeval tv{0, 100 * 1000};
+  timeval tv{0, reclaimed ? 1000 : 100 * 1000};
   evtimer_add(w->resumeAcceptEv_.get(), &tv);
 }
 
@@ -264,8 +269,40 @@ void Worker::onResumeAccept(evutil_socket_t, short, void* arg) {
   for (auto& l : w->listeners_) evconnlistener_enable(l.get());
 }
 
+void Worker::markIdle(ClientConn* conn) {
+  conn->idleIt_ = idle_.insert(idle_.end(), conn);
+  conn->idleListed_ = true;
+}
+
+void Worker::unmarkIdle(ClientConn* conn) {
+  idle_.erase(conn->idleIt_);
+  conn->idleListed_ = false;
+}
+
+size_t Worker::reclaimIdle(size_t n, const char* why) {
+  size_t closed = 0;
+  while (closed < n && !idle_.empty()) {
+    ClientConn* c = idle_.front();
+    unmarkIdle(c);
+    if (c->reclaimIfIdle()) ++closed;  // else busy again (an HTTP/2 one with a stream): skipped
+  }
+  if (!closed) return 0;
+  metrics_.idleReclaimed.fetch_add(closed, std::memory_order_relaxed);
+  timeval tv;
+  event_base_gettimeofday_cached(base_.get(), &tv);
+  uint64_t ms = uint64_t(tv.tv_sec) * 1000 + uint64_t(tv.tv_usec) / 1000;
+  if (ms - lastReclaimLogMs_ >= 1000) {  // one line a second at most, whatever the pressure
+    lastReclaimLogMs_ = ms;
+    SLOG_WARN("worker %u: %s: closed the %zu connections idle longest to let new clients in (%zu open)", id_, why,
+              closed, conns_.size());
+  }
+  return closed;
+}
+
 void Worker::accept(evutil_socket_t fd, sockaddr* sa, int len) {
   auto peer = net::SocketAddr::fromSockaddr(sa, socklen_t(len));
+  if (peer && !draining_ && conns_.size() >= cfg_->limits.maxConnections)
+    reclaimIdle(kReclaimBatch, "at limits.max_connections");
   if (!peer || draining_ || conns_.size() >= cfg_->limits.maxConnections) {
     metrics_.refusedAtAccept.fetch_add(1, std::memory_order_relaxed);
     evutil_closesocket(fd);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -113,6 +114,14 @@ class Worker {
   bool adoptInner(BevPtr bev, const InnerTarget& target);
   // Deferred delete: the connection is freed on the loop's next turn, never inside its callback.
   void release(ClientConn* conn);
+  // Client connections waiting for a request with nothing of it read (new or keep-alive idle),
+  // oldest first. At the connection limit, or out of descriptors, the oldest of them are closed
+  // to let a new client in (as nginx reuses idle keep-alive connections): thousands of silent
+  // connections then delay no one who has a request to send. A connection with part of a head,
+  // a request under way, a tunnel or an HTTP/2 session is never taken.
+  void markIdle(ClientConn* conn);
+  void unmarkIdle(ClientConn* conn);
+  static constexpr size_t kReclaimBatch = 32;
   std::string newRefId();
   // The destination is this proxy's own listener (a forwarding loop).
   bool isSelf(const net::SocketAddr& dest) const;
@@ -126,6 +135,7 @@ class Worker {
   static void onDeadline(evutil_socket_t, short, void* arg);
   static void onResumeAccept(evutil_socket_t, short, void* arg);
   void accept(evutil_socket_t fd, sockaddr* sa, int len);
+  size_t reclaimIdle(size_t n, const char* why);  // closes up to n of idle_, oldest first
   void beginShutdown(std::chrono::milliseconds deadline);
   void maybeFinishShutdown();
   void applyConfig();
@@ -151,6 +161,8 @@ class Worker {
   std::vector<ListenerPtr> listeners_;
   std::unordered_map<uint64_t, ClientConn*> conns_;
   std::vector<ClientConn*> reap_;
+  std::list<ClientConn*> idle_;  // markIdle; front = idle longest
+  uint64_t lastReclaimLogMs_ = 0;
   EventPtr reapEv_, postEv_, deadlineEv_, resumeAcceptEv_;
   std::mutex postMu_;
   std::vector<std::function<void()>> posted_;

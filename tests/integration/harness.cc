@@ -1221,7 +1221,9 @@ Proxy* TestEnv::startProxyOnce(const ProxyConfig& cfg, uint16_t port, bool expec
   }
   ++proxyStarts_;
   std::string name = proxyStarts_ == 1 ? "sekisho" : "sekisho" + std::to_string(proxyStarts_);
-  Child* c = spawn(name, {sekishoBin(), "--config", configPath}, cfg.env);
+  std::vector<std::string> argv = cfg.wrapper;
+  argv.insert(argv.end(), {sekishoBin(), "--config", configPath});
+  Child* c = spawn(name, argv, cfg.env);
   if (!c) return nullptr;
   Response health;
   bool ok = waitUntil(

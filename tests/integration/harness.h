@@ -321,6 +321,7 @@ struct ProxyConfig {
   std::vector<std::string> env;  // "K=V" for the proxy process
   uint16_t adminPort = 0;         // the admin listener (/metrics, /lookup) on 127.0.0.1; 0: off
   bool listenAll = false;         // listen on 0.0.0.0:PORT, so a client from another address can come
+  std::vector<std::string> wrapper;  // argv before the binary, e.g. {"prlimit", "--nofile=200", "--"}
 };
 
 class Proxy {

@@ -242,5 +242,77 @@ TEST_F(ProxyLimits, KeepsServingWithTwoThousandIdleConnections) {
   EXPECT_TRUE(proxy().child().running());
 }
 
+// At limits.max_connections the connections idle longest (no request under way, nothing of one
+// read) are closed to let a new client in, as nginx does with idle keep-alive connections: a
+// few thousand silent connections then lock no one out. A connection with part of a head, or a
+// request under way, is never taken.
+TEST_F(ProxyLimits, AtTheConnectionLimitTheLongestIdleMakeRoom) {
+  ASSERT_NO_FATAL_FAILURE(startOrigin());
+  ProxyConfig cfg = env_.proxyConfig();
+  cfg.workers = "1";
+  cfg.timeouts = {{"request_header", "60s"}, {"client_idle", "60s"}, {"first_byte", "5s"}};
+  cfg.extra = "limits: {max_connections: 64}\n";
+  cfg.adminPort = pickFreePort();
+  ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
+  // The oldest: a keep-alive connection that has finished a request, then one with half a head,
+  // then one waiting for its answer (the origin delays it), then 61 that never sent a byte.
+  Client keptAlive(proxy().port());
+  ASSERT_EQ(keptAlive.roundTrip(getRequest(origin().url("/size/5"))).status, 200);
+  Client halfHead(proxy().port());
+  ASSERT_TRUE(halfHead.send("GET " + origin().url("/size/6") + " HTTP/1.1\r\nHo"));
+  Client waiting(proxy().port());
+  ASSERT_TRUE(waiting.send(getRequest(origin().url("/delay/1500"))));
+  std::this_thread::sleep_for(Millis(200));
+  std::vector<Client> silent;
+  silent.reserve(61);
+  for (int i = 0; i < 61; ++i) {
+    silent.emplace_back(proxy().port());
+    ASSERT_TRUE(silent.back().connected()) << i;
+  }
+  std::this_thread::sleep_for(Millis(200));  // all 64 accepted
+  // The 65th: the keep-alive one and the 31 oldest silent ones are closed for it; it is served.
+  Response r = viaProxy(getRequest(origin().url("/size/10")));
+  EXPECT_EQ(r.status, 200) << r.summary();
+  EXPECT_TRUE(keptAlive.waitClosed(Millis(2000))) << "the connection idle longest stays open";
+  size_t closed = 0;
+  for (auto& c : silent) closed += c.isOpen() ? 0 : 1;
+  EXPECT_EQ(closed, 31u) << "a batch of 32 idle connections, oldest first";
+  // The half head and the request under way were left alone.
+  ASSERT_TRUE(halfHead.send("st: " + origin().authority() + "\r\n\r\n"));
+  Response h = halfHead.read();
+  EXPECT_EQ(h.status, 200) << h.summary();
+  EXPECT_EQ(h.body, patternString(6));
+  Response w = waiting.read();
+  EXPECT_EQ(w.status, 200) << w.summary();
+  Response m = Client(cfg.adminPort).roundTrip("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_NE(m.body.find("sekisho_idle_connections_reclaimed_total 32"), std::string::npos) << m.body.substr(0, 4000);
+  EXPECT_TRUE(proxy().child().stderrText().find("closed the 32 connections idle longest") != std::string::npos);
+}
+
+// Out of file descriptors, the same: accept fails with EMFILE, idle connections make room and a
+// new client is served at once, instead of waiting in the backlog until idle ones time out.
+TEST_F(ProxyLimits, OutOfDescriptorsTheLongestIdleMakeRoom) {
+  ASSERT_NO_FATAL_FAILURE(startOrigin());
+  ProxyConfig cfg = env_.proxyConfig();
+  cfg.workers = "1";
+  cfg.timeouts = {{"request_header", "60s"}, {"client_idle", "60s"}, {"first_byte", "5s"}};
+  cfg.wrapper = {"/usr/bin/prlimit", "--nofile=200:200", "--"};
+  ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
+  std::vector<Client> silent;
+  silent.reserve(260);
+  for (int i = 0; i < 260; ++i) {  // more than the proxy has descriptors for
+    silent.emplace_back(proxy().port());
+    ASSERT_TRUE(silent.back().connected()) << i;
+  }
+  auto t0 = Clock::now();
+  Response r = viaProxy(getRequest(origin().url("/size/10")));
+  auto took = std::chrono::duration_cast<Millis>(Clock::now() - t0);
+  EXPECT_EQ(r.status, 200) << r.summary();
+  EXPECT_LT(took, Millis(3000));
+  EXPECT_TRUE(proxy().child().running());
+  EXPECT_TRUE(proxy().child().stderrText().find("out of file descriptors: closed the") != std::string::npos)
+      << proxy().child().stderrText().substr(0, 3000);
+}
+
 }  // namespace
 }  // namespace sekisho::it

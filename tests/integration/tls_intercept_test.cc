@@ -1561,6 +1561,37 @@ TEST_F(TlsInterceptH2, IdleConnectionGetsAGoawayBeforeItCloses) {
   EXPECT_TRUE(answered) << "stream 1 was served before the connection went idle";
 }
 
+// At the connection limit an HTTP/2 connection without streams is one of the idle ones closed
+// to let a new client in: with a GOAWAY first (NO_ERROR), as at its idle timeout.
+TEST_F(TlsInterceptH2, AtTheConnectionLimitAnIdleHttp2ConnectionGetsAGoaway) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  workers_ = "1";
+  timeouts_ = {{"client_idle", "60s"}, {"request_header", "60s"}};
+  ASSERT_NO_FATAL_FAILURE(startIntercepting("limits: {max_connections: 8}\n"));
+  auto t = h2Get(origin, "/size/10");
+  ASSERT_TRUE(t);
+  std::string in;
+  auto streamDone = [&] {
+    for (const Frame& f : frames(in))
+      if (f.stream == 1 && (f.type == 0 || f.type == 1) && (f.flags & 1)) return true;
+    return false;
+  };
+  ASSERT_TRUE(waitUntil([&] { in += t->client().readSome(Millis(100)); return streamDone(); }, Millis(5000)));
+  std::vector<Client> silent;
+  for (int i = 0; i < 7; ++i) silent.emplace_back(proxy().port());
+  std::this_thread::sleep_for(Millis(200));  // 8 connections: the limit
+  const std::string self = proxy().authority();
+  Response r = viaProxy("GET /healthz HTTP/1.1\r\nHost: " + self + "\r\n\r\n");
+  EXPECT_EQ(r.status, 200) << r.summary();
+  in += t->client().readUntilClose(Millis(3000));
+  auto g = goaway(in);
+  ASSERT_TRUE(g) << "closed without a GOAWAY";
+  EXPECT_EQ(g->first, 1u);
+  EXPECT_EQ(g->second, 0u) << "NO_ERROR";
+  for (auto& c : silent) EXPECT_TRUE(c.waitClosed(Millis(2000))) << "idle since after the HTTP/2 connection";
+}
+
 TEST_F(TlsInterceptH2, SigtermLetsBegunStreamsFinishBehindAGoaway) {
   Origin* origin = tlsOrigin("good");
   ASSERT_NE(origin, nullptr);
