@@ -168,6 +168,7 @@ struct ClientConn::Exchange {
   bool respDone = false;
   bool upReused = false;        // the upstream came from the pool
   bool retried = false;
+  bool fdRetried = false;       // connecting again after making room for a descriptor
   BodyPump reqPump, respPump;
   std::vector<net::SocketAddr> addrs;
   size_t addrIndex = 0;
@@ -849,9 +850,24 @@ void ClientConn::connectUpstream() {
   bufferevent_setcb(ex_->up.get(), &upReadCb, &upWriteCb, &upEventCb, this);
   w_.metrics().upstreamConnects.fetch_add(1, std::memory_order_relaxed);
   if (bufferevent_socket_connect(ex_->up.get(), ex_->dest.sa(), int(ex_->dest.len)) != 0) {
+    int err = errno;
     freeUpstream();
-    respondError(502, Reason::ConnectFailed, "could not start a connection to " + ex_->dest.toString() + ": " + strerror(errno));
+    // Out of descriptors: the client connections idle longest make room (their sockets close on
+    // the loop's next turn), and the connection is tried once more right after.
+    if ((err == EMFILE || err == ENFILE) && !ex_->fdRetried && w_.reclaimIdle(Worker::kReclaimBatch, "out of file descriptors for an origin connection")) {
+      ex_->fdRetried = true;
+      timeval tv{0, 2000};
+      event_base_once(w_.base(), -1, EV_TIMEOUT, &ClientConn::onConnectRetry, new ConnRef{&w_, id_}, &tv);
+      return;
+    }
+    respondError(502, Reason::ConnectFailed, "could not start a connection to " + ex_->dest.toString() + ": " + strerror(err));
   }
+}
+
+void ClientConn::onConnectRetry(evutil_socket_t, short, void* arg) {
+  std::unique_ptr<ConnRef> ref(static_cast<ConnRef*>(arg));
+  ClientConn* c = ref->w->findConn(ref->id);
+  if (c && c->state_ == ConnState::Connect && c->ex_ && !c->ex_->up) c->connectUpstream();
 }
 
 // `ch` is a channel to an HTTP/2 origin connection: it takes HTTP/1.1 like any upstream.

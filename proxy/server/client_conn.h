@@ -155,6 +155,11 @@ class ClientConn {
   void smallReadsUntilData();
   size_t bufLimit() const;  // buffer high-water mark per direction (smaller for HTTP/2 streams)
   static void onH2Resume(evutil_socket_t, short, void* arg);
+  struct ConnRef {  // a connection named for a later callback: it may be gone by then
+    Worker* w;
+    uint64_t id;
+  };
+  static void onConnectRetry(evutil_socket_t, short, void* arg);
   bool clientIsTls() const;
   void startTlsBlock(const std::string& reason);
   void onTlsBlockHello();

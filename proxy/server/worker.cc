@@ -1,6 +1,7 @@
 #include "proxy/server/worker.h"
 
 #include <event2/thread.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -246,9 +247,14 @@ void Worker::onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len
   static_cast<Worker*>(arg)->accept(fd, sa, len);
 }
 
-void Worker::onAcceptError(evconnlistener*, void* arg) {
+void Worker::onAcceptError(evconnlistener* lev, void* arg) {
   auto* w = static_cast<Worker*>(arg);
   int err = EVUTIL_SOCKET_ERROR();
+  // Linux takes a descriptor before it looks for a pending connection: with every descriptor in
+  // use, the accept that would have found the queue empty fails with EMFILE too. Nothing waits,
+  // so nothing is done (the listener is readable again only when a client comes).
+  pollfd p{evconnlistener_get_fd(lev), POLLIN, 0};
+  if ((err == EMFILE || err == ENFILE) && poll(&p, 1, 0) == 0) return;
   // Out of descriptors (EMFILE/ENFILE) or memory: the listening socket stays readable, so
   // accepting again at once would spin. Pause accepting briefly; connections wait in the
   // backlog. One log line per pause, not one per attempt. Out of descriptors, the connections

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include "tests/integration/harness.h"
@@ -311,6 +312,44 @@ TEST_F(ProxyLimits, OutOfDescriptorsTheLongestIdleMakeRoom) {
   EXPECT_LT(took, Millis(3000));
   EXPECT_TRUE(proxy().child().running());
   EXPECT_TRUE(proxy().child().stderrText().find("out of file descriptors: closed the") != std::string::npos)
+      << proxy().child().stderrText().substr(0, 3000);
+}
+
+// Out of descriptors when a request needs an origin connection: the idle ones make room and the
+// connection is tried again, instead of a 502.
+TEST_F(ProxyLimits, OutOfDescriptorsForAnOriginConnectionTheLongestIdleMakeRoom) {
+  ASSERT_NO_FATAL_FAILURE(startOrigin());
+  ProxyConfig cfg = env_.proxyConfig();
+  cfg.workers = "1";
+  cfg.timeouts = {{"request_header", "60s"}, {"client_idle", "60s"}, {"first_byte", "5s"}};
+  constexpr size_t kLimit = 200;
+  cfg.wrapper = {"/usr/bin/prlimit", "--nofile=200:200", "--"};
+  ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
+  const std::string fdDir = "/proc/" + std::to_string(proxy().child().pid()) + "/fd";
+  auto openFds = [&] {
+    size_t n = 0;
+    for (auto it = std::filesystem::directory_iterator(fdDir); it != std::filesystem::directory_iterator(); ++it) ++n;
+    return n;
+  };
+  Client busy(proxy().port());  // half a head: not idle, never taken
+  ASSERT_TRUE(busy.send("GET " + origin().url("/size/8") + " HTTP/1.1\r\nHo"));
+  ASSERT_TRUE(waitUntil([&] { return openFds() > 0; }, Millis(1000)));
+  std::this_thread::sleep_for(Millis(200));
+  size_t room = kLimit - openFds();
+
+  std::vector<Client> silent;
+  silent.reserve(room);
+  for (size_t i = 0; i < room; ++i) silent.emplace_back(proxy().port());
+  ASSERT_TRUE(waitUntil([&] { return openFds() == kLimit; }, Millis(3000))) << openFds();
+  std::this_thread::sleep_for(Millis(100));
+  ASSERT_EQ(openFds(), kLimit) << "every descriptor in use, nothing reclaimed yet";
+  EXPECT_EQ(proxy().child().stderrText().find("closed the"), std::string::npos) << "nobody was waiting to be accepted";
+  ASSERT_TRUE(busy.send("st: " + origin().authority() + "\r\n\r\n"));
+  Response r = busy.read();
+  EXPECT_EQ(r.status, 200) << r.summary();
+  EXPECT_EQ(r.body, patternString(8));
+  EXPECT_NE(proxy().child().stderrText().find("out of file descriptors for an origin connection: closed the"),
+            std::string::npos)
       << proxy().child().stderrText().substr(0, 3000);
 }
 
