@@ -503,7 +503,7 @@ void ClientConn::handleRequest(http::RequestHead head) {
   // Decide before connecting: nothing reaches an origin that policy refuses.
   if (!allowed_) {
     ex_->squidCode = "TCP_DENIED";
-    return respondError(403, Reason::ClientNotAllowed, "client " + peer_.ipString() + " is not in allow_clients");
+    return respondError(403, Reason::ClientNotAllowed, "client " + peerIp() + " is not in allow_clients");
   }
   if (tlsBlock_) {
     if (tlsDenyStatus_ == 403) ex_->squidCode = "TCP_DENIED";
@@ -688,7 +688,7 @@ void ClientConn::checkReputation(const std::vector<net::SocketAddr>* addrs, std:
   const auto& req = ex_->req;
   bool isConnect = req.method == "CONNECT";
   reputation::Facts facts;
-  facts.client = peer_.ipString();
+  facts.client = peerIp();
   facts.now = int64_t(nowMs() / 1000);
   reputation::LookupKeys keys;
   std::optional<reputation::NormalUrl> url;
@@ -722,7 +722,7 @@ void ClientConn::checkReputation(const std::vector<net::SocketAddr>* addrs, std:
     if (!v.decision) return next();
     reputation::Decision& d = *v.decision;
     if (d.outcome == reputation::Decision::Outcome::Log)
-      SLOG_INFO("reputation (log only): %s %s", peer_.ipString().c_str(), d.reason.c_str());
+      SLOG_INFO("reputation (log only): %s %s", peerIp().c_str(), d.reason.c_str());
     if (d.outcome != reputation::Decision::Outcome::Block) return next();
     ex_->squidCode = "TCP_DENIED";
     if (isConnect && beforeAddrs && w_.facts().ca && w_.facts().clientTls)
@@ -1267,14 +1267,14 @@ void ClientConn::onClientEvent(short what) noexcept {
                       r == SSL_R_TLSV1_ALERT_ACCESS_DENIED || r == SSL_R_TLSV1_ALERT_DECRYPT_ERROR;
       if (const char* t = ERR_reason_error_string(e)) why = t;
     }
-    std::string key = peer_.ipString() + "|" + bump_->host + ":" + std::to_string(bump_->port);
+    std::string key = peerIp() + "|" + bump_->host + ":" + std::to_string(bump_->port);
     if (rejectedCert && w_.facts().remembered &&
         w_.facts().remembered->remember(key, mitm::RememberKind::Pinned, time_t(nowMs() / 1000)))
       SLOG_INFO("tls: client %s rejected the certificate minted for %s:%u (%s); tunnelling it there for %lld s",
-                peer_.ipString().c_str(), bump_->host.c_str(), unsigned(bump_->port), why.c_str(),
+                peerIp().c_str(), bump_->host.c_str(), unsigned(bump_->port), why.c_str(),
                 (long long)(w_.config()->tls.rememberFor.count() / 1000));
     else
-      SLOG_DEBUG("tls: handshake with client %s for %s failed: %s", peer_.ipString().c_str(), bump_->host.c_str(),
+      SLOG_DEBUG("tls: handshake with client %s for %s failed: %s", peerIp().c_str(), bump_->host.c_str(),
                  why.empty() ? "closed" : why.c_str());
     return close();
   }
@@ -1420,7 +1420,7 @@ bool ClientConn::sniVerdict(const std::string& sni, std::function<void()> resume
   keys.host = &*host;
   reputation::Facts facts;
   facts.host = host->host;
-  facts.client = peer_.ipString();
+  facts.client = peerIp();
   facts.now = int64_t(nowMs() / 1000);
   sniState_ = SniState::Pending;
   auto sync = std::make_shared<bool>(true);
@@ -1460,7 +1460,7 @@ void ClientConn::onBumpHello(bool timedOut) {
     ex_->detail = "incomplete ClientHello (" + std::to_string(n) + " bytes) after " +
                   std::to_string(cfg.timeouts.requestHeader.count() / 1000) + " s";
     SLOG_INFO("tls: CONNECT %s:%u from %s closed: %s", ex_->req.host.c_str(), unsigned(ex_->req.port),
-              peer_.ipString().c_str(), ex_->detail.c_str());
+              peerIp().c_str(), ex_->detail.c_str());
     return close();
   }
   mitm::BumpFacts f;
@@ -1483,7 +1483,7 @@ void ClientConn::onBumpHello(bool timedOut) {
   std::string hostPort = name + ":" + std::to_string(ex_->req.port);
   if (auto* rem = w_.facts().remembered.get()) {
     f.rememberedClientCert = rem->check(hostPort, mitm::RememberKind::ClientCert, now);
-    f.rememberedPinned = rem->check(peer_.ipString() + "|" + hostPort, mitm::RememberKind::Pinned, now);
+    f.rememberedPinned = rem->check(peerIp() + "|" + hostPort, mitm::RememberKind::Pinned, now);
   }
   if (name != ex_->req.host) {
     if (!sniVerdict(name, [this] { onBumpHello(false); })) return;  // the store answers later
@@ -1523,7 +1523,7 @@ void ClientConn::onBumpHello(bool timedOut) {
       ex_->refId = w_.newRefId();
       w_.metrics().byReason[size_t(Reason::BadRequest)].fetch_add(1, std::memory_order_relaxed);
       SLOG_INFO("tls: CONNECT %s:%u from %s refused: %s", ex_->req.host.c_str(), unsigned(ex_->req.port),
-                peer_.ipString().c_str(), ex_->detail.c_str());
+                peerIp().c_str(), ex_->detail.c_str());
       return close();
     case mitm::BumpAction::Intercept:
       bumpName_ = d.mintFor;
@@ -2053,7 +2053,7 @@ void ClientConn::respondError(int status, Reason reason, std::string_view detail
   w_.metrics().byReason[size_t(reason)].fetch_add(1, std::memory_order_relaxed);
   const http::Header* al = ex_->req.headers.find("accept-language");
   std::string url = shownUrl();
-  std::string client = peer_.ipString();
+  std::string client = peerIp();
   blockpage::ErrorInfo info;
   info.status = status;
   info.reason = reasonName(reason);
@@ -2191,7 +2191,7 @@ void ClientConn::logExchange() {
   accesslog::Record r;
   r.startEpoch = ex_->startEpoch;
   r.elapsedMs = nowMs() - ex_->startMs;
-  r.client = peer_.ipString();
+  r.client = peerIp();
   r.squidCode = ex_->squidCode;
   r.status = ex_->status;
   r.bytesToClient = toClient;

@@ -193,6 +193,11 @@ class ClientConn {
   Paused upPaused_ = Paused::No;      // upstream reads paused because client output is full
   bool allowed_;
   bool headStarted_ = false;   // a byte of the current request head has arrived
+  std::string peerIp_;         // peer_ as text, made once (peerIp())
+  const std::string& peerIp() {
+    if (peerIp_.empty()) peerIp_ = peer_.ipString();
+    return peerIp_;
+  }
   bool idleListed_ = false;    // in the worker's list of idle connections (Worker::markIdle)
   std::list<ClientConn*>::iterator idleIt_;
   bool firstRequest_ = true;
