@@ -822,12 +822,13 @@ void ClientConn::connectUpstream() {
     if (w_.pool().has(key) || w_.h2Origins().has(key)) return startTunnel();
   }
   // A request that is not idempotent is never retried (onUpstreamEvent): it goes only on a
-  // connection the origin cannot have timed out yet (one parked or heard from moments ago).
+  // connection the origin cannot have timed out yet (one parked moments ago, or an h2 one the
+  // origin has just been heard on, after a PING if need be).
   bool unsafe = !http::isIdempotent(ex_->req.method);
   // An HTTP/2 client's request goes as a stream on an HTTP/2 origin connection when there is one.
   if (!isConnect && !ex_->retried && bump_ && inner_ && w_.config()->tls.http2) {
-    if (H2Origin* o = w_.h2Origins().find(bump_->poolKey, unsafe))
-      if (BevPtr ch = o->open()) return useH2Channel(std::move(ch), true);
+    if (H2Origin* o = w_.h2Origins().find(bump_->poolKey))
+      if (BevPtr ch = o->open(unsafe)) return useH2Channel(std::move(ch), true);
   }
   if (!isConnect && !ex_->retried) {
     UpstreamPool& pool = w_.pool();
@@ -963,6 +964,15 @@ void ClientConn::startRelay() {
 
 void ClientConn::pumpRequestBody() {
   if (!ex_ || !ex_->up || ex_->reqDone) return;
+  if (ex_->upH2 && w_.h2Origins().held(ex_->up.get())) {
+    // A request that will not be retried, on an h2 connection the origin has been silent on: the
+    // body stays with the client until the origin is heard (H2Origin wakes us with a write event);
+    // if it is never heard, nothing of it was sent and it goes on a new connection.
+    bufferevent_disable(client_.get(), EV_READ);
+    clientPaused_ = Paused::OutFull;
+    kick(ex_->up.get());  // the head goes over
+    return;
+  }
   evbuffer* in = bufferevent_get_input(client_.get());
   evbuffer* out = bufferevent_get_output(ex_->up.get());
   uint64_t before = ex_->reqPump.bodyBytes();

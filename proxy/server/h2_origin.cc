@@ -1,5 +1,7 @@
 #include "proxy/server/h2_origin.h"
 
+#include <vector>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/bufferevent_struct.h>  // ev_read, for the records OpenSSL read ahead
@@ -44,6 +46,7 @@ struct H2Origin::Chan {
   int32_t id = -1;      // the h2 stream, once the request head arrived
   // Request: the HTTP/1.1 head from the channel, then its body decoded into reqBody.
   bool headParsed = false, reqDone = false, chanPaused = false, repump = false;
+  bool held = false;  // not idempotent, on a silent connection: waits until the origin is heard
   size_t scanned = 0;
   std::string method;
   BodyPump reqPump;
@@ -123,18 +126,21 @@ bool H2Origin::canOpen() const {
   return nghttp2_session_get_next_stream_id(session_) < (1u << 31) - 2 * kMaxStreams;
 }
 
-bool H2Origin::canOpenUnsafe() const { return canOpen() && nowMs() - lastHeardMs_ < kUnsafeAfterSilenceMs; }
-
-BevPtr H2Origin::open() {
+BevPtr H2Origin::open(bool unsafe) {
   if (!canOpen()) return nullptr;
+  uint64_t now = nowMs();
+  bool quiet = now - lastHeardMs_ >= kUnsafeAfterSilenceMs;
+  bool busy = !chans_.empty() || evbuffer_get_length(bufferevent_get_output(tls_.get())) != 0;
+  if (unsafe && quiet && busy && !pingSentMs_) return nullptr;
   bufferevent* pair[2] = {nullptr, nullptr};
   if (bufferevent_pair_new(w_.base(), BEV_OPT_DEFER_CALLBACKS, pair) != 0) return nullptr;
   w_.h2Origins().forget(pair[0]);  // a mark left by a freed channel at the same address
   // Only an idle connection is asked for a PING: streams under way show life by themselves, and
   // behind a slow upload the PING would wait its turn in our output and time out wrongly.
-  bool idle = chans_.empty() && evbuffer_get_length(bufferevent_get_output(tls_.get())) == 0;
+  bool idle = !busy;
   auto c = std::make_unique<Chan>();
   c->owner = this;
+  c->held = unsafe && quiet;  // until the origin is heard (the PING below, or one in flight)
   c->end.reset(pair[1]);
   size_t limit = streamBufferBytes(*w_.config());
   bufferevent_setcb(pair[1], &H2Origin::chanReadCb, &H2Origin::chanWriteCb, &H2Origin::chanEventCb, c.get());
@@ -144,13 +150,14 @@ BevPtr H2Origin::open() {
   chans_.push_front(std::move(c));
   chans_.front()->self = chans_.begin();
   if (idle_) evtimer_del(idle_.get());
-  uint64_t now = nowMs();
   if (idle && ping_ && !pingSentMs_ && now - lastHeardMs_ >= kPingAfterSilenceMs &&
       nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, nullptr) == 0) {
     pingSentMs_ = now;  // it leaves with the stream's HEADERS
     timeval tv{time_t(kPingTimeoutMs / 1000), suseconds_t((kPingTimeoutMs % 1000) * 1000)};
     evtimer_add(ping_.get(), &tv);
   }
+  if (!pingSentMs_) chans_.front()->held = false;  // no PING to wait for after all
+  if (chans_.front()->held) w_.h2Origins().markHeld(pair[0]);
   return BevPtr(pair[0]);
 }
 
@@ -210,7 +217,8 @@ void H2Origin::tlsEventCb(bufferevent*, short what, void* arg) {
 void H2Origin::onTlsReadable() {
   if (dead_) return;
   evbuffer* in = bufferevent_get_input(tls_.get());
-  if (evbuffer_get_length(in)) {
+  bool heard = evbuffer_get_length(in) != 0;
+  if (heard) {
     lastHeardMs_ = nowMs();
     if (pingSentMs_) {  // the origin is there, whether or not this is the PING's answer
       pingSentMs_ = 0;
@@ -235,8 +243,27 @@ void H2Origin::onTlsReadable() {
     }
     evbuffer_drain(in, used);
   }
+  if (heard) releaseHeld();
+  if (dead_) return;
   if (!flush()) return die("write failed");
   if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) die("session finished");
+}
+
+void H2Origin::releaseHeld() {
+  std::vector<Chan*> held;
+  for (auto& c : chans_)
+    if (c->held) {
+      c->held = false;
+      held.push_back(c.get());
+    }
+  for (Chan* c : held) {  // each may close only itself; die() would stop the rest
+    if (dead_) return;
+    if (bufferevent* partner = bufferevent_pair_get_partner(c->end.get())) {
+      w_.h2Origins().unmarkHeld(partner);
+      bufferevent_trigger(partner, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);  // its body may come
+    }
+    onChanReadable(*c);
+  }
 }
 
 // Frames go out while the TLS output is under the worker's buffer size; request bodies waiting
@@ -508,7 +535,7 @@ void H2Origin::onChanDrained(Chan& c) {
 }
 
 void H2Origin::onChanReadable(Chan& c) {
-  if (dead_) return;
+  if (dead_ || c.held) return;  // a held request stays in the channel until the origin is heard
   evbuffer* in = bufferevent_get_input(c.end.get());
   if (!c.headParsed) {
     const auto& cfg = *w_.config();
@@ -617,11 +644,11 @@ ssize_t H2Origin::readRequestBody(nghttp2_session* session, int32_t id, uint8_t*
 // ---------------------------------------------------------------- the registry
 H2Origins::~H2Origins() { clear(); }
 
-H2Origin* H2Origins::find(const std::string& key, bool unsafe) {
+H2Origin* H2Origins::find(const std::string& key) {
   auto it = byKey_.find(key);
   if (it == byKey_.end()) return nullptr;
   for (auto& o : it->second)
-    if (unsafe ? o->canOpenUnsafe() : o->canOpen()) return o.get();
+    if (o->canOpen()) return o.get();
   return nullptr;
 }
 

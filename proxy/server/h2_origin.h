@@ -24,7 +24,9 @@
 // closed. Any other request is retried only when the origin cannot have seen it (RFC 9113 §8.7):
 // REFUSED_STREAM (also what nghttp2 gives the streams above a GOAWAY's last stream id), or a
 // request that never became a stream; H2Origins::unprocessed() tells the ClientConn so. Such a
-// request is put only on a connection the origin was heard on within kUnsafeAfterSilenceMs.
+// request on a connection the origin has been silent on for kUnsafeAfterSilenceMs waits for the
+// answer to a PING before it becomes a stream: if none comes, it was never sent, and is retried
+// on a new connection whatever its method.
 //
 // An idle connection the origin has been silent on for kPingAfterSilenceMs is asked for a PING
 // when a new stream is put on it: a firewall or NAT box that dropped an idle connection without a word
@@ -73,11 +75,10 @@ class H2Origin {
   bool start();  // the connection preface and our SETTINGS; false: not usable
   // Whether a new request may start here: alive, no GOAWAY, under the concurrent stream limit.
   bool canOpen() const;
-  // canOpen(), and the origin was heard on this connection within kUnsafeAfterSilenceMs: a
-  // request that will not be retried does not go on one that may have died silently.
-  bool canOpenUnsafe() const;
-  // A channel for one request (the ClientConn's end of the pair), or nullptr.
-  BevPtr open();
+  // A channel for one request (the ClientConn's end of the pair), or nullptr. `unsafe`: its
+  // request will not be retried (not idempotent); on a connection the origin has been silent on,
+  // it waits for a PING's answer (nullptr if the connection is busy: no PING is sent there).
+  BevPtr open(bool unsafe = false);
   SSL* ssl() const { return bufferevent_openssl_get_ssl(tls_.get()); }
   bool dead() const { return dead_; }
   size_t channels() const { return chans_.size(); }
@@ -104,6 +105,7 @@ class H2Origin {
   void takeBufferedRecords();
   void pokePending();
   void onChanReadable(Chan& c);
+  void releaseHeld();  // the origin was heard: held requests become streams
   void onChanDrained(Chan& c);
   void startStream(Chan& c);
   void pumpRequest(Chan& c);
@@ -139,9 +141,8 @@ class H2Origins {
  public:
   explicit H2Origins(Worker& w) : w_(w) {}
   ~H2Origins();
-  // One that can take a new request now, or nullptr. `unsafe`: for a request that is not
-  // idempotent (H2Origin::canOpenUnsafe).
-  H2Origin* find(const std::string& key, bool unsafe = false);
+  // One that can take a new request now, or nullptr.
+  H2Origin* find(const std::string& key);
   bool has(const std::string& key) { return find(key) != nullptr; }
   // Takes a verified TLS connection on which the origin chose h2; nullptr when it cannot start.
   H2Origin* add(const std::string& key, BevPtr tls);
@@ -150,7 +151,16 @@ class H2Origins {
   // closed; the ClientConn asks before deciding on a retry and forgets its end when it frees it.
   void markUnprocessed(const bufferevent* clientEnd) { unprocessed_.insert(clientEnd); }
   bool unprocessed(const bufferevent* clientEnd) const { return unprocessed_.count(clientEnd) != 0; }
-  void forget(const bufferevent* clientEnd) { unprocessed_.erase(clientEnd); }
+  // A held channel (H2Origin::open): its ClientConn sends the request head but keeps the body
+  // until the origin is heard, then H2Origin wakes it with a write event on its end. So a request
+  // that is never sent keeps its body, and can go on a new connection.
+  void markHeld(const bufferevent* clientEnd) { held_.insert(clientEnd); }
+  void unmarkHeld(const bufferevent* clientEnd) { held_.erase(clientEnd); }
+  bool held(const bufferevent* clientEnd) const { return held_.count(clientEnd) != 0; }
+  void forget(const bufferevent* clientEnd) {
+    unprocessed_.erase(clientEnd);
+    held_.erase(clientEnd);
+  }
   void scheduleReap();
   void clear();
   size_t size() const;
@@ -160,7 +170,7 @@ class H2Origins {
   Worker& w_;
   std::unordered_map<std::string, std::list<std::unique_ptr<H2Origin>>> byKey_;
   EventPtr reapEv_;
-  std::unordered_set<const bufferevent*> unprocessed_;
+  std::unordered_set<const bufferevent*> unprocessed_, held_;
 };
 
 bool alpnIsH2(SSL* ssl);

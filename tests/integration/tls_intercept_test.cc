@@ -1407,6 +1407,43 @@ TEST_F(TlsInterceptH2, SilentlyDroppedOriginConnectionIsFoundOutAndItsRequestRet
       Millis(2000), Millis(50)));
 }
 
+// A POST is never sent twice, so it does not go blindly on an h2 origin connection that has been
+// silent for a while: it waits for the answer to a PING. The origin answers: the same connection
+// serves it. The origin is gone silent: the POST was never sent, and goes on a new connection.
+TEST_F(TlsInterceptH2, PostOnASilentOriginConnectionWaitsForAPingAnswer) {
+  workers_ = "1";
+  timeouts_ = {{"first_byte", "20s"}};
+  Origin* origin = startH2Origin();
+  ASSERT_NE(origin, nullptr);
+  ASSERT_TRUE(curl({"-o", "/dev/null", base_ + "/size/5"}).exitedWith(0));
+  long connections = origin->stats().h2Connections;
+  std::this_thread::sleep_for(Millis(2300));  // silent for longer than kUnsafeAfterSilenceMs
+  RunResult r = curl({"-X", "POST", "--data-binary", "abc", "-w", " %{http_code}", base_ + "/upload?first"});
+  ASSERT_TRUE(r.exitedWith(0)) << r.err;
+  EXPECT_EQ(r.out, "3 200");
+  EXPECT_EQ(origin->stats().h2Connections, connections) << "the POST did not wait for the PING on the same connection";
+  // Now the connection goes silent for good (not even PING answers).
+  r = curl({"-o", "/dev/null", "-w", "%{http_code}", base_ + "/mute"});
+  ASSERT_EQ(r.out, "200");
+  std::this_thread::sleep_for(Millis(2300));
+  auto t0 = Clock::now();
+  long ticks0 = cpuTicks(proxy().child().pid());
+  r = curl({"-X", "POST", "--data-binary", "abcd", "-w", " %{http_code}", base_ + "/upload?second"});
+  long ticks = cpuTicks(proxy().child().pid()) - ticks0;
+  auto took = Clock::now() - t0;
+  EXPECT_LT(ticks * 1000 / sysconf(_SC_CLK_TCK), 300 * kRssSlack) << "the proxy spun while the POST waited";
+  ASSERT_TRUE(r.exitedWith(0)) << r.err;
+  EXPECT_EQ(r.out, "4 200") << "held, never sent, so retried on a new connection";
+  EXPECT_GE(took, Millis(2500)) << "it waited for the PING's deadline";
+  EXPECT_LT(took, Millis(8000));
+  EXPECT_EQ(origin->stats().h2Connections, connections + 1);
+  std::string log = origin->child().stderrText();
+  size_t seen = 0;
+  for (size_t at = log.find("POST /upload?second"); at != std::string::npos; at = log.find("POST /upload?second", at + 1))
+    ++seen;
+  EXPECT_EQ(seen, 1u) << "the origin must see the POST once\n" << log;
+}
+
 TEST_F(TlsInterceptH2, H2OriginIsHeldBackByASlowClientAndMemoryStaysFlat) {
   workers_ = "1";  // every curl run on the worker that holds the h2 origin connection
   Origin* origin = startH2Origin(boundedQuarantineEnv());
