@@ -308,7 +308,8 @@ void H2Origin::die(const char* why) {
   for (auto& c : chans_) {
     if (!c->end) continue;
     // One whose request never became a stream was never sent: any request may be retried.
-    if (c->id < 0) w_.h2Origins().markUnprocessed(bufferevent_pair_get_partner(c->end.get()));
+    if (c->id < 0 && !c->headWritten && !c->ended)
+      w_.h2Origins().markUnprocessed(bufferevent_pair_get_partner(c->end.get()));
     bufferevent_flush(c->end.get(), EV_WRITE, BEV_FINISHED);
   }
   chans_.clear();
