@@ -853,9 +853,10 @@ void ClientConn::connectUpstream() {
   if (bufferevent_socket_connect(ex_->up.get(), ex_->dest.sa(), int(ex_->dest.len)) != 0) {
     int err = errno;
     freeUpstream();
-    // Out of descriptors: the client connections idle longest make room (their sockets close on
-    // the loop's next turn), and the connection is tried once more right after.
-    if ((err == EMFILE || err == ENFILE) && !ex_->fdRetried && w_.reclaimIdle(Worker::kReclaimBatch, "out of file descriptors for an origin connection")) {
+    // Out of descriptors: idle pooled origin connections, else the client connections idle
+    // longest, make room (a client's socket closes on the loop's next turn), and the connection is
+    // tried once more right after.
+    if ((err == EMFILE || err == ENFILE) && !ex_->fdRetried && w_.freeDescriptors("out of file descriptors for an origin connection")) {
       ex_->fdRetried = true;
       timeval tv{0, 2000};
       event_base_once(w_.base(), -1, EV_TIMEOUT, &ClientConn::onConnectRetry, new ConnRef{&w_, id_}, &tv);

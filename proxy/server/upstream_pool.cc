@@ -90,6 +90,12 @@ void UpstreamPool::drop(List::iterator it) {
   publishSize();
 }
 
+size_t UpstreamPool::dropOldest(size_t n) {
+  size_t dropped = 0;
+  for (; dropped < n && !lru_.empty(); ++dropped) drop(std::prev(lru_.end()));
+  return dropped;
+}
+
 void UpstreamPool::releaseStale(Clock::time_point now) {
   while (lean_ != lru_.begin()) {
     auto older = std::prev(lean_);

@@ -56,6 +56,8 @@ class UpstreamPool {
   void setSizeGauge(std::atomic<uint64_t>* gauge) { gauge_ = gauge; }
   static std::string tlsKey(const net::SocketAddr& addr, std::string_view sni);
   bool has(const std::string& key) const { return byKey_.count(key) != 0; }
+  // Frees up to n connections, oldest first (their sockets close now); how many it freed.
+  size_t dropOldest(size_t n);
   void clear();
   size_t size() const { return lru_.size(); }
   uint64_t reuses() const { return reuses_; }

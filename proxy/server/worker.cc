@@ -260,7 +260,7 @@ void Worker::onAcceptError(evconnlistener* lev, void* arg) {
   // backlog. One log line per pause, not one per attempt. Out of descriptors, the connections
   // idle longest make room first (their sockets close when the reap frees them, on the loop's
   // next turn), and accepting resumes right after that.
-  size_t reclaimed = (err == EMFILE || err == ENFILE) ? w->reclaimIdle(kReclaimBatch, "out of file descriptors") : 0;
+  size_t reclaimed = (err == EMFILE || err == ENFILE) ? w->freeDescriptors("out of file descriptors") : 0;
   if (!reclaimed)
     SLOG_WARN("worker %u: accept failed: %s; pausing accepts for 100 ms (%zu connections open)", w->id_, strerror(err),
               w->conns_.size());
@@ -303,6 +303,20 @@ size_t Worker::reclaimIdle(size_t n, const char* why) {
               closed, conns_.size());
   }
   return closed;
+}
+
+size_t Worker::freeDescriptors(const char* why) {
+  if (size_t dropped = pool_.dropOldest(kReclaimBatch)) {
+    timeval tv;
+    event_base_gettimeofday_cached(base_.get(), &tv);
+    uint64_t ms = uint64_t(tv.tv_sec) * 1000 + uint64_t(tv.tv_usec) / 1000;
+    if (ms - lastReclaimLogMs_ >= 1000) {
+      lastReclaimLogMs_ = ms;
+      SLOG_WARN("worker %u: %s: closed %zu idle pooled origin connections", id_, why, dropped);
+    }
+    return dropped;
+  }
+  return reclaimIdle(kReclaimBatch, why);
 }
 
 void Worker::accept(evutil_socket_t fd, sockaddr* sa, int len) {

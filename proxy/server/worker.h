@@ -136,6 +136,9 @@ class Worker {
   static void onResumeAccept(evutil_socket_t, short, void* arg);
   void accept(evutil_socket_t fd, sockaddr* sa, int len);
   size_t reclaimIdle(size_t n, const char* why);  // closes up to n of idle_, oldest first
+  // Out of descriptors: the idle pooled origin connections go first (a new handshake later is
+  // all they cost), then the client connections idle longest. How many sockets it closed.
+  size_t freeDescriptors(const char* why);
   void beginShutdown(std::chrono::milliseconds deadline);
   void maybeFinishShutdown();
   void applyConfig();

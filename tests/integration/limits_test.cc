@@ -353,5 +353,47 @@ TEST_F(ProxyLimits, OutOfDescriptorsForAnOriginConnectionTheLongestIdleMakeRoom)
       << proxy().child().stderrText().substr(0, 3000);
 }
 
+// Out of descriptors with origin connections waiting in the pool: those go first, and no
+// client connection is closed.
+TEST_F(ProxyLimits, OutOfDescriptorsPooledOriginConnectionsGoFirst) {
+  ASSERT_NO_FATAL_FAILURE(startOrigin());
+  ProxyConfig cfg = env_.proxyConfig();
+  cfg.workers = "1";
+  cfg.timeouts = {{"request_header", "60s"}, {"client_idle", "60s"}, {"first_byte", "5s"}};
+  constexpr size_t kLimit = 200;
+  cfg.wrapper = {"/usr/bin/prlimit", "--nofile=200:200", "--"};
+  ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
+  const std::string fdDir = "/proc/" + std::to_string(proxy().child().pid()) + "/fd";
+  auto openFds = [&] {
+    size_t n = 0;
+    for (auto it = std::filesystem::directory_iterator(fdDir); it != std::filesystem::directory_iterator(); ++it) ++n;
+    return n;
+  };
+  {  // five origin connections at once, then parked in the pool
+    std::vector<Client> clients;
+    for (int i = 0; i < 5; ++i) {
+      clients.emplace_back(proxy().port());
+      ASSERT_TRUE(clients.back().send(getRequest(origin().url("/delay/300"), "Connection: close\r\n")));
+    }
+    for (auto& c : clients) EXPECT_EQ(c.read().status, 200);
+  }
+  ASSERT_TRUE(waitUntil([&] { return origin().stats().connections == 5; }, Millis(2000)));
+  std::this_thread::sleep_for(Millis(300));
+  size_t room = kLimit - openFds();
+  std::vector<Client> silent;
+  silent.reserve(room);
+  for (size_t i = 0; i < room; ++i) silent.emplace_back(proxy().port());
+  ASSERT_TRUE(waitUntil([&] { return openFds() == kLimit; }, Millis(3000))) << openFds();
+  Response r = viaProxy(getRequest(origin().url("/size/9")));
+  EXPECT_EQ(r.status, 200) << r.summary();
+  EXPECT_EQ(r.body, patternString(9));
+  size_t open = 0;
+  for (auto& c : silent) open += c.isOpen() ? 1 : 0;
+  EXPECT_EQ(open, silent.size()) << "a client connection was closed while pooled origin connections could go";
+  std::string err = proxy().child().stderrText();
+  EXPECT_NE(err.find("out of file descriptors: closed 5 idle pooled origin connections"), std::string::npos)
+      << err.substr(0, 3000);
+}
+
 }  // namespace
 }  // namespace sekisho::it

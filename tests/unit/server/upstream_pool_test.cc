@@ -164,6 +164,20 @@ TEST_F(UpstreamPoolTest, TakeFreshTakesOnlyARecentlyParkedConnection) {
   EXPECT_NE(pool_.take("k", t0_ + 3000ms), nullptr) << "a retryable request takes it all the same";
 }
 
+// Out of descriptors the worker frees pooled connections first: oldest first, across origins.
+TEST_F(UpstreamPoolTest, DropOldestFreesTheLongestParkedAcrossOrigins) {
+  BevPtr a = conn(), b = conn(), c = conn();
+  bufferevent* cRaw = c.get();
+  pool_.put("x", std::move(a), t0_);
+  pool_.put("y", std::move(b), t0_ + 1s);
+  pool_.put("x", std::move(c), t0_ + 2s);
+  EXPECT_EQ(pool_.dropOldest(2), 2u);
+  EXPECT_EQ(pool_.size(), 1u);
+  EXPECT_EQ(pool_.take("y", t0_ + 3s), nullptr) << "y's only one was among the two oldest";
+  EXPECT_EQ(pool_.take("x", t0_ + 3s).get(), cRaw) << "the newest one stays";
+  EXPECT_EQ(pool_.dropOldest(5), 0u) << "nothing left";
+}
+
 // Without a releaser the pool frees TLS buffers through OpenSSL and leaves plain connections be.
 TEST(UpstreamPoolDefault, PlainConnectionsParkPastTheThresholdUntouched) {
   event_base* base = event_base_new();
