@@ -30,6 +30,32 @@ class ProxyLimits : public ProxyTest {
     startProxy(cfg);
   }
 
+  // One worker allowed `limit` file descriptors (prlimit), timeouts long enough that no idle
+  // connection times out during the test.
+  void startWithDescriptors(size_t limit) {
+    startOrigin();
+    if (HasFatalFailure()) return;
+    ProxyConfig cfg = env_.proxyConfig();
+    cfg.workers = "1";
+    cfg.timeouts = {{"request_header", "60s"}, {"client_idle", "60s"}, {"first_byte", "5s"}};
+    cfg.wrapper = {"/usr/bin/prlimit", "--nofile=" + std::to_string(limit) + ":" + std::to_string(limit), "--"};
+    startProxy(cfg);
+  }
+  size_t openFds() {
+    const std::string dir = "/proc/" + std::to_string(proxy().child().pid()) + "/fd";
+    size_t n = 0;
+    for (auto it = std::filesystem::directory_iterator(dir); it != std::filesystem::directory_iterator(); ++it) ++n;
+    return n;
+  }
+  // Silent connections until every descriptor the proxy may have is in use (none reclaimed).
+  void fillDescriptors(size_t limit, std::vector<Client>& silent) {
+    std::this_thread::sleep_for(Millis(200));
+    size_t room = limit - openFds();
+    silent.reserve(silent.size() + room);
+    for (size_t i = 0; i < room; ++i) silent.emplace_back(proxy().port());
+    ASSERT_TRUE(waitUntil([&] { return openFds() == limit; }, Millis(3000))) << openFds();
+  }
+
   // Warms the proxy up (worker buffers, upstream pool) so the baseline is the steady state.
   long warmBaseline() {
     for (int i = 0; i < 3; ++i) {
@@ -293,12 +319,7 @@ TEST_F(ProxyLimits, AtTheConnectionLimitTheLongestIdleMakeRoom) {
 // Out of file descriptors, the same: accept fails with EMFILE, idle connections make room and a
 // new client is served at once, instead of waiting in the backlog until idle ones time out.
 TEST_F(ProxyLimits, OutOfDescriptorsTheLongestIdleMakeRoom) {
-  ASSERT_NO_FATAL_FAILURE(startOrigin());
-  ProxyConfig cfg = env_.proxyConfig();
-  cfg.workers = "1";
-  cfg.timeouts = {{"request_header", "60s"}, {"client_idle", "60s"}, {"first_byte", "5s"}};
-  cfg.wrapper = {"/usr/bin/prlimit", "--nofile=200:200", "--"};
-  ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
+  ASSERT_NO_FATAL_FAILURE(startWithDescriptors(200));
   std::vector<Client> silent;
   silent.reserve(260);
   for (int i = 0; i < 260; ++i) {  // more than the proxy has descriptors for
@@ -318,29 +339,12 @@ TEST_F(ProxyLimits, OutOfDescriptorsTheLongestIdleMakeRoom) {
 // Out of descriptors when a request needs an origin connection: the idle ones make room and the
 // connection is tried again, instead of a 502.
 TEST_F(ProxyLimits, OutOfDescriptorsForAnOriginConnectionTheLongestIdleMakeRoom) {
-  ASSERT_NO_FATAL_FAILURE(startOrigin());
-  ProxyConfig cfg = env_.proxyConfig();
-  cfg.workers = "1";
-  cfg.timeouts = {{"request_header", "60s"}, {"client_idle", "60s"}, {"first_byte", "5s"}};
   constexpr size_t kLimit = 200;
-  cfg.wrapper = {"/usr/bin/prlimit", "--nofile=200:200", "--"};
-  ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
-  const std::string fdDir = "/proc/" + std::to_string(proxy().child().pid()) + "/fd";
-  auto openFds = [&] {
-    size_t n = 0;
-    for (auto it = std::filesystem::directory_iterator(fdDir); it != std::filesystem::directory_iterator(); ++it) ++n;
-    return n;
-  };
+  ASSERT_NO_FATAL_FAILURE(startWithDescriptors(kLimit));
   Client busy(proxy().port());  // half a head: not idle, never taken
   ASSERT_TRUE(busy.send("GET " + origin().url("/size/8") + " HTTP/1.1\r\nHo"));
-  ASSERT_TRUE(waitUntil([&] { return openFds() > 0; }, Millis(1000)));
-  std::this_thread::sleep_for(Millis(200));
-  size_t room = kLimit - openFds();
-
   std::vector<Client> silent;
-  silent.reserve(room);
-  for (size_t i = 0; i < room; ++i) silent.emplace_back(proxy().port());
-  ASSERT_TRUE(waitUntil([&] { return openFds() == kLimit; }, Millis(3000))) << openFds();
+  ASSERT_NO_FATAL_FAILURE(fillDescriptors(kLimit, silent));
   std::this_thread::sleep_for(Millis(100));
   ASSERT_EQ(openFds(), kLimit) << "every descriptor in use, nothing reclaimed yet";
   EXPECT_EQ(proxy().child().stderrText().find("closed the"), std::string::npos) << "nobody was waiting to be accepted";
@@ -356,19 +360,8 @@ TEST_F(ProxyLimits, OutOfDescriptorsForAnOriginConnectionTheLongestIdleMakeRoom)
 // Out of descriptors with origin connections waiting in the pool: those go first, and no
 // client connection is closed.
 TEST_F(ProxyLimits, OutOfDescriptorsPooledOriginConnectionsGoFirst) {
-  ASSERT_NO_FATAL_FAILURE(startOrigin());
-  ProxyConfig cfg = env_.proxyConfig();
-  cfg.workers = "1";
-  cfg.timeouts = {{"request_header", "60s"}, {"client_idle", "60s"}, {"first_byte", "5s"}};
   constexpr size_t kLimit = 200;
-  cfg.wrapper = {"/usr/bin/prlimit", "--nofile=200:200", "--"};
-  ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
-  const std::string fdDir = "/proc/" + std::to_string(proxy().child().pid()) + "/fd";
-  auto openFds = [&] {
-    size_t n = 0;
-    for (auto it = std::filesystem::directory_iterator(fdDir); it != std::filesystem::directory_iterator(); ++it) ++n;
-    return n;
-  };
+  ASSERT_NO_FATAL_FAILURE(startWithDescriptors(kLimit));
   {  // five origin connections at once, then parked in the pool
     std::vector<Client> clients;
     for (int i = 0; i < 5; ++i) {
@@ -378,12 +371,8 @@ TEST_F(ProxyLimits, OutOfDescriptorsPooledOriginConnectionsGoFirst) {
     for (auto& c : clients) EXPECT_EQ(c.read().status, 200);
   }
   ASSERT_TRUE(waitUntil([&] { return origin().stats().connections == 5; }, Millis(2000)));
-  std::this_thread::sleep_for(Millis(300));
-  size_t room = kLimit - openFds();
   std::vector<Client> silent;
-  silent.reserve(room);
-  for (size_t i = 0; i < room; ++i) silent.emplace_back(proxy().port());
-  ASSERT_TRUE(waitUntil([&] { return openFds() == kLimit; }, Millis(3000))) << openFds();
+  ASSERT_NO_FATAL_FAILURE(fillDescriptors(kLimit, silent));
   Response r = viaProxy(getRequest(origin().url("/size/9")));
   EXPECT_EQ(r.status, 200) << r.summary();
   EXPECT_EQ(r.body, patternString(9));
