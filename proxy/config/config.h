@@ -44,6 +44,7 @@ struct Limits {
   size_t maxHeadBytes = 65536;
   size_t maxHeaders = 100;
   size_t maxConnections = 20000;     // per worker; past this, new connections are refused
+  size_t maxConnectionsPerClient = 0;  // per client address, across workers; 0: no limit
   size_t maxIdleUpstream = 1024;     // per worker, across all origins
   size_t maxIdleUpstreamPerHost = 256;
   size_t bufferBytes = 256 * 1024;   // per direction high-water mark before reads pause

@@ -217,6 +217,7 @@ ClientConn::ClientConn(Worker& worker, uint64_t id, BevPtr bev, const InnerTarge
 
 ClientConn::~ClientConn() {
   h2_.reset();  // before client_: the session writes into it
+  if (countedIn_) countedIn_->remove(peer_);
 }
 
 void ClientConn::start() {

@@ -42,6 +42,7 @@
 
 #include "proxy/base/handles.h"
 #include "proxy/http/message.h"
+#include "proxy/server/client_counts.h"
 #include "proxy/net/address.h"
 #include "proxy/server/body_pump.h"
 #include "proxy/server/h2_session.h"
@@ -193,6 +194,7 @@ class ClientConn {
   Paused upPaused_ = Paused::No;      // upstream reads paused because client output is full
   bool allowed_;
   bool headStarted_ = false;   // a byte of the current request head has arrived
+  std::shared_ptr<ClientCounts> countedIn_;  // this connection is counted there (Worker::accept)
   std::string peerIp_;         // peer_ as text, made once (peerIp())
   const std::string& peerIp() {
     if (peerIp_.empty()) peerIp_ = peer_.ipString();

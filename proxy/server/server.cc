@@ -469,6 +469,7 @@ int run(config::ConfigPtr cfg, const RunOptions& opts) {
   facts->localAddrs = localAddresses();
   facts->admin = cfg->admin.listen;
   facts->hosts = std::make_shared<const HostsMap>(loadHostsFile("/etc/hosts"));
+  facts->clientCounts = std::make_shared<ClientCounts>();
   auto rep = openReputation(*cfg);
   if (!rep) {
     SLOG_ERROR("%s", rep.error().detail.c_str());

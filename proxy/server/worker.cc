@@ -328,9 +328,25 @@ void Worker::accept(evutil_socket_t fd, sockaddr* sa, int len) {
     evutil_closesocket(fd);
     return;
   }
+  // limits.max_connections_per_client: one address does not take everyone's share.
+  std::shared_ptr<ClientCounts> counts = facts_ ? facts_->clientCounts : nullptr;
+  if (counts && !counts->tryAdd(*peer, cfg_->limits.maxConnectionsPerClient)) {
+    metrics_.refusedAtAccept.fetch_add(1, std::memory_order_relaxed);
+    evutil_closesocket(fd);
+    timeval tv;
+    event_base_gettimeofday_cached(base_.get(), &tv);
+    uint64_t ms = uint64_t(tv.tv_sec) * 1000 + uint64_t(tv.tv_usec) / 1000;
+    if (ms - lastPerClientLogMs_ >= 1000) {  // one line a second at most
+      lastPerClientLogMs_ = ms;
+      SLOG_WARN("worker %u: client %s has %zu connections open (limits.max_connections_per_client); refusing more",
+                id_, peer->ipString().c_str(), counts->count(*peer));
+    }
+    return;
+  }
   bool allowed = cfg_->allowClients.contains(*peer);
   uint64_t id = nextConnId_++;
   auto* c = new ClientConn(*this, id, fd, *peer, allowed);
+  c->countedIn_ = std::move(counts);
   conns_.emplace(id, c);
   metrics_.accepted.fetch_add(1, std::memory_order_relaxed);
   metrics_.active.fetch_add(1, std::memory_order_relaxed);

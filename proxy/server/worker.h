@@ -22,6 +22,7 @@
 #include "reputation/policy.h"
 #include "reputation/redis_store.h"
 #include "proxy/base/handles.h"
+#include "proxy/server/client_counts.h"
 #include "proxy/config/config.h"
 #include "proxy/log/access_log.h"
 #include "proxy/server/metrics.h"
@@ -62,6 +63,7 @@ struct SharedFacts {
   SslCtxPtrShared clientTls;                 // client-facing TLS (intercepted sites, HTTPS pages)
   std::shared_ptr<mitm::OriginTls> originTls;        // towards origins (null when interception is off)
   std::shared_ptr<mitm::RememberedHosts> remembered;  // hosts tunnelled after interception failed
+  std::shared_ptr<ClientCounts> clientCounts;         // open connections per client address
 };
 
 class Worker {
@@ -166,6 +168,7 @@ class Worker {
   std::vector<ClientConn*> reap_;
   std::list<ClientConn*> idle_;  // markIdle; front = idle longest
   uint64_t lastReclaimLogMs_ = 0;
+  uint64_t lastPerClientLogMs_ = 0;
   EventPtr reapEv_, postEv_, deadlineEv_, resumeAcceptEv_;
   std::mutex postMu_;
   std::vector<std::function<void()>> posted_;

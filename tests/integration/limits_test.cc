@@ -1,5 +1,10 @@
 // Streaming, memory bounds, timeouts and many connections: what keeps one bad client or origin
 // from hurting everyone else.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -382,6 +387,54 @@ TEST_F(ProxyLimits, OutOfDescriptorsPooledOriginConnectionsGoFirst) {
   std::string err = proxy().child().stderrText();
   EXPECT_NE(err.find("out of file descriptors: closed 5 idle pooled origin connections"), std::string::npos)
       << err.substr(0, 3000);
+}
+
+// limits.max_connections_per_client: one address holds at most its share, across workers; the
+// connection past it is closed at once, and another address is served meanwhile.
+TEST_F(ProxyLimits, OneClientAddressIsHeldToItsShareOfConnections) {
+  ASSERT_NO_FATAL_FAILURE(startOrigin());
+  ProxyConfig cfg = env_.proxyConfig();
+  cfg.workers = "2";
+  cfg.timeouts = {{"request_header", "60s"}, {"client_idle", "60s"}, {"first_byte", "5s"}};
+  cfg.extra = "limits: {max_connections_per_client: 5}\n";
+  ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
+  std::vector<Client> held;
+  for (int i = 0; i < 5; ++i) {
+    held.emplace_back(proxy().port());
+    ASSERT_TRUE(held.back().connected());
+  }
+  std::this_thread::sleep_for(Millis(200));
+  Client sixth(proxy().port());
+  EXPECT_TRUE(sixth.waitClosed(Millis(2000))) << "the sixth connection from 127.0.0.1 stayed open";
+  for (auto& c : held) EXPECT_TRUE(c.isOpen());
+  // Another address (127.0.0.2, also in allow_clients) is served meanwhile.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  src.sin_addr.s_addr = htonl(0x7f000002);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src), 0) << std::strerror(errno);
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(proxy().port());
+  dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst), 0) << std::strerror(errno);
+  std::string req = "GET /healthz HTTP/1.1\r\nHost: " + proxy().authority() + "\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::send(fd, req.data(), req.size(), 0), ssize_t(req.size()));
+  std::string got;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) got.append(buf, size_t(n));
+  ::close(fd);
+  EXPECT_EQ(got.rfind("HTTP/1.1 200", 0), 0u) << got.substr(0, 200);
+  // One of the five ends: 127.0.0.1 may connect again.
+  held.front().close();
+  EXPECT_TRUE(waitUntil(
+      [&] {
+        Response r = viaProxy(getRequest(origin().url("/size/3")));
+        return r.status == 200;
+      },
+      Millis(3000)));
+  EXPECT_NE(proxy().child().stderrText().find("limits.max_connections_per_client"), std::string::npos);
 }
 
 }  // namespace

@@ -67,7 +67,7 @@ std::string fingerprint(const Config& c) {
     << t.upstreamIdle.count() << "," << t.shutdown.count();
   const Limits& l = c.limits;
   o << "\nlimits=" << l.maxRequestLine << "," << l.maxHeadBytes << "," << l.maxHeaders << ","
-    << l.maxConnections << "," << l.maxIdleUpstream << "," << l.maxIdleUpstreamPerHost << "," << l.bufferBytes
+    << l.maxConnections << "," << l.maxConnectionsPerClient << "," << l.maxIdleUpstream << "," << l.maxIdleUpstreamPerHost << "," << l.bufferBytes
     << "\n";
   return o.str();
 }
@@ -265,6 +265,7 @@ limits:
   max_head_bytes: 131072
   max_headers: 200
   max_connections: 5000
+  max_connections_per_client: 300
   max_idle_upstream: 512
   max_idle_upstream_per_host: 32
   buffer_bytes: 1m
@@ -332,6 +333,7 @@ limits:
   EXPECT_EQ(c.limits.maxHeadBytes, 131072u);
   EXPECT_EQ(c.limits.maxHeaders, 200u);
   EXPECT_EQ(c.limits.maxConnections, 5000u);
+  EXPECT_EQ(c.limits.maxConnectionsPerClient, 300u);
   EXPECT_EQ(c.limits.maxIdleUpstream, 512u);
   EXPECT_EQ(c.limits.maxIdleUpstreamPerHost, 32u);
   EXPECT_EQ(c.limits.bufferBytes, 1024u * 1024);
