@@ -213,6 +213,7 @@ ClientConn::ClientConn(Worker& worker, uint64_t id, BevPtr bev, const InnerTarge
   b->poolKey = target.poolKey;
   b->clientHandshakeDone = true;
   bump_ = std::move(b);
+  windowBudget_ = target.windowBudget;
 }
 
 ClientConn::~ClientConn() {
@@ -829,7 +830,7 @@ void ClientConn::connectUpstream() {
   // An HTTP/2 client's request goes as a stream on an HTTP/2 origin connection when there is one.
   if (!isConnect && !ex_->retried && bump_ && inner_ && w_.config()->tls.http2) {
     if (H2Origin* o = w_.h2Origins().find(bump_->poolKey))
-      if (BevPtr ch = o->open(unsafe)) return useH2Channel(std::move(ch), true);
+      if (BevPtr ch = o->open(unsafe, windowBudget_)) return useH2Channel(std::move(ch), true);
   }
   if (!isConnect && !ex_->retried) {
     UpstreamPool& pool = w_.pool();
@@ -1712,7 +1713,7 @@ void ClientConn::verifyBumpUpstream() {
   if (ex_->req.method == "CONNECT") return finishBump(ssl);
   if (alpnIsH2(ssl)) {  // a new connection for an HTTP/2 client's request, and the origin chose h2
     H2Origin* o = w_.h2Origins().add(UpstreamPool::tlsKey(ex_->dest, bumpName_), std::move(ex_->up));
-    BevPtr ch = o ? o->open() : nullptr;
+    BevPtr ch = o ? o->open(false, windowBudget_) : nullptr;
     if (!ch) return respondError(502, Reason::UpstreamTlsFailed, "the HTTP/2 connection to the origin could not start");
     return useH2Channel(std::move(ch), false);
   }
@@ -1787,6 +1788,7 @@ void ClientConn::startH2() {
   t.dest = bump_->dest;
   t.poolKey = bump_->poolKey;
   t.peer = peer_;
+  t.windowBudget = std::make_shared<uint64_t>(0);
   h2_ = std::make_unique<H2Session>(w_, client_.get(), std::move(t));
   setState(ConnState::H2);
   w_.metrics().h2Sessions.fetch_add(1, std::memory_order_relaxed);

@@ -194,6 +194,7 @@ class ClientConn {
   Paused upPaused_ = Paused::No;      // upstream reads paused because client output is full
   bool allowed_;
   bool headStarted_ = false;   // a byte of the current request head has arrived
+  std::shared_ptr<uint64_t> windowBudget_;  // an HTTP/2 stream's: its session's (InnerTarget)
   std::shared_ptr<ClientCounts> countedIn_;  // this connection is counted there (Worker::accept)
   std::string peerIp_;         // peer_ as text, made once (peerIp())
   const std::string& peerIp() {

@@ -56,8 +56,11 @@ struct H2Origin::Chan {
   size_t fieldBytes = 0;
   bool headWritten = false, chunked = false, bodyless = false, ended = false;
   uint64_t unconsumed = 0;  // DATA bytes not yet acknowledged to the origin (stream level)
-  uint32_t window = H2Origin::kStreamWindow;  // this stream's local window
+  uint32_t window = H2Origin::kBaseWindow;  // this stream's local window
   uint64_t takenSinceGrow = 0;  // bytes the ClientConn took since the window last grew
+  std::shared_ptr<uint64_t> budget;  // its client connection's (InnerTarget::windowBudget)
+  uint64_t charged = 0;  // window beyond kBaseWindow, counted in *budget
+  uint64_t grown = 0;    // window beyond kStreamWindow, counted in grown_
 };
 
 H2Origin::H2Origin(Worker& w, std::string key, BevPtr tls) : w_(w), key_(std::move(key)), tls_(std::move(tls)) {}
@@ -84,6 +87,7 @@ bool H2Origin::startSession() {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &H2Origin::onFrameRecv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &H2Origin::onDataChunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, &H2Origin::onStreamClose);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cb, &H2Origin::onFrameSend);
   nghttp2_option* opt = nullptr;
   if (nghttp2_option_new(&opt) != 0) {
     nghttp2_session_callbacks_del(cb);
@@ -97,7 +101,7 @@ bool H2Origin::startSession() {
   nghttp2_session_callbacks_del(cb);
   if (rv != 0) return false;
   nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-                                       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
+                                       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kBaseWindow},
                                        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, uint32_t(kMaxResponseHeaderBytes)}};
   if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 3) != 0) return false;
   if (nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, int32_t(kConnectionWindow)) != 0)
@@ -126,7 +130,7 @@ bool H2Origin::canOpen() const {
   return nghttp2_session_get_next_stream_id(session_) < (1u << 31) - 2 * kMaxStreams;
 }
 
-BevPtr H2Origin::open(bool unsafe) {
+BevPtr H2Origin::open(bool unsafe, std::shared_ptr<uint64_t> budget) {
   if (!canOpen()) return nullptr;
   uint64_t now = nowMs();
   bool quiet = now - lastHeardMs_ >= kUnsafeAfterSilenceMs;
@@ -141,6 +145,7 @@ BevPtr H2Origin::open(bool unsafe) {
   auto c = std::make_unique<Chan>();
   c->owner = this;
   c->held = unsafe && quiet;  // until the origin is heard (the PING below, or one in flight)
+  c->budget = std::move(budget);
   c->end.reset(pair[1]);
   size_t limit = streamBufferBytes(*w_.config());
   bufferevent_setcb(pair[1], &H2Origin::chanReadCb, &H2Origin::chanWriteCb, &H2Origin::chanEventCb, c.get());
@@ -500,7 +505,8 @@ void H2Origin::chanEventCb(bufferevent*, short what, void* arg) {
 }
 
 void H2Origin::closeChan(Chan& c, bool unprocessed) {
-  grown_ -= c.window - kStreamWindow;
+  grown_ -= c.grown;
+  if (c.budget) *c.budget -= c.charged;
   if (unprocessed && c.end) w_.h2Origins().markUnprocessed(bufferevent_pair_get_partner(c.end.get()));
   if (c.id >= 0) {
     nghttp2_session_set_stream_user_data(session_, c.id, nullptr);  // readRequestBody finds nothing
@@ -527,12 +533,33 @@ void H2Origin::onChanDrained(Chan& c) {
   // A client that took a whole window and left nothing waiting keeps up: give its stream a
   // bigger one, within the connection's budget.
   c.takenSinceGrow += gone;
-  if (pending == 0 && c.takenSinceGrow >= c.window && c.window < kMaxStreamWindow && grown_ + c.window <= kGrowBudget &&
-      nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, c.id, int32_t(c.window * 2)) == 0) {
-    grown_ += c.window;
-    c.window *= 2;
+  if (pending == 0 && c.takenSinceGrow >= c.window && c.window < kMaxStreamWindow &&
+      raiseWindow(c, std::min<uint32_t>(std::max(c.window * 2, kStreamWindow), kMaxStreamWindow)))
     c.takenSinceGrow = 0;
-  }
+}
+
+bool H2Origin::raiseWindow(Chan& c, uint32_t to) {
+  if (to <= c.window || c.id < 0) return false;
+  uint64_t extra = to - c.window;
+  if (c.budget && *c.budget + extra > kClientWindowBudget) return false;
+  uint64_t beyond = to > kStreamWindow ? to - std::max(c.window, kStreamWindow) : 0;
+  if (grown_ + beyond > kGrowBudget) return false;
+  if (nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, c.id, int32_t(to)) != 0) return false;
+  if (c.budget) *c.budget += extra;
+  c.charged += extra;
+  grown_ += beyond;
+  c.grown += beyond;
+  c.window = to;
+  return true;
+}
+
+// Our request HEADERS left: the stream exists now, and gets kStreamWindow if its client's budget
+// allows (the WINDOW_UPDATE follows the HEADERS in the same write).
+int H2Origin::onFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* arg) {
+  auto* self = static_cast<H2Origin*>(arg);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  if (Chan* c = self->byStream(frame->hd.stream_id)) self->raiseWindow(*c, kStreamWindow);
+  return 0;
 }
 
 void H2Origin::onChanReadable(Chan& c) {

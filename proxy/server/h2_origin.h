@@ -57,6 +57,12 @@ class H2Origin {
   // origin 50 ms away, 2 MiB ~40 MB/s (what HTTP/1.1 gets from TCP's own window). Unread data per
   // connection: at most 100 x 256 KiB, plus kGrowBudget for the windows of fast readers.
   static constexpr uint32_t kStreamWindow = 256 * 1024;
+  // Every stream starts at kBaseWindow (SETTINGS_INITIAL_WINDOW_SIZE) and is raised to
+  // kStreamWindow at once, then grown, only while its client connection's streams hold less
+  // than kClientWindowBudget beyond kBaseWindow each: one client with 100 unread downloads holds
+  // 100 x 64 KiB + 4 MiB of windows, not 100 x 256 KiB.
+  static constexpr uint32_t kBaseWindow = 64 * 1024;
+  static constexpr uint64_t kClientWindowBudget = 4 * 1024 * 1024;
   static constexpr uint32_t kMaxStreamWindow = 2 * 1024 * 1024;
   static constexpr uint64_t kGrowBudget = 16 * 1024 * 1024;
   static constexpr uint32_t kConnectionWindow = 16 * 1024 * 1024;
@@ -78,7 +84,8 @@ class H2Origin {
   // A channel for one request (the ClientConn's end of the pair), or nullptr. `unsafe`: its
   // request will not be retried (not idempotent); on a connection the origin has been silent on,
   // it waits for a PING's answer (nullptr if the connection is busy: no PING is sent there).
-  BevPtr open(bool unsafe = false);
+  // `budget`: the client connection's window budget (InnerTarget::windowBudget), or null.
+  BevPtr open(bool unsafe = false, std::shared_ptr<uint64_t> budget = nullptr);
   SSL* ssl() const { return bufferevent_openssl_get_ssl(tls_.get()); }
   bool dead() const { return dead_; }
   size_t channels() const { return chans_.size(); }
@@ -91,6 +98,10 @@ class H2Origin {
   static int onFrameRecv(nghttp2_session*, const nghttp2_frame*, void*);
   static int onDataChunk(nghttp2_session*, uint8_t, int32_t, const uint8_t*, size_t, void*);
   static int onStreamClose(nghttp2_session*, int32_t, uint32_t, void*);
+  static int onFrameSend(nghttp2_session*, const nghttp2_frame*, void*);
+  // Raises a stream's window from `from` to `to` within its client's budget (and, beyond
+  // kStreamWindow, the connection's kGrowBudget); false when there is no room.
+  bool raiseWindow(Chan& c, uint32_t to);
   static void tlsReadCb(bufferevent*, void*);
   static void tlsWriteCb(bufferevent*, void*);
   static void tlsEventCb(bufferevent*, short, void*);

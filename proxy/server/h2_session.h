@@ -35,6 +35,9 @@ struct InnerTarget {
   net::SocketAddr dest;
   std::string poolKey;
   net::SocketAddr peer;  // the real client, for ACLs and the log
+  // Stream window granted to h2 origins beyond H2Origin::kBaseWindow for this client
+  // connection's streams, summed (H2Origin::kClientWindowBudget at most).
+  std::shared_ptr<uint64_t> windowBudget;
 };
 
 class H2Session {
