@@ -1795,11 +1795,7 @@ void ClientConn::startH2() {
   Worker* w = &w_;
   uint64_t id = id_;
   h2_->setResume([w, id] {
-    struct Arg {
-      Worker* w;
-      uint64_t id;
-    };
-    event_base_once(w->base(), -1, EV_TIMEOUT, &ClientConn::onH2Resume, new Arg{w, id}, nullptr);
+    event_base_once(w->base(), -1, EV_TIMEOUT, &ClientConn::onH2Resume, new ConnRef{w, id}, nullptr);
   });
   // A second after its last stream, an idle session gives its frame buffer back (onTimer).
   h2_->setIdleHook([this] {
@@ -1851,11 +1847,7 @@ void ClientConn::endH2() {
 }
 
 void ClientConn::onH2Resume(evutil_socket_t, short, void* arg) {
-  struct Arg {
-    Worker* w;
-    uint64_t id;
-  };
-  std::unique_ptr<Arg> a(static_cast<Arg*>(arg));
+  std::unique_ptr<ConnRef> a(static_cast<ConnRef*>(arg));
   ClientConn* c = a->w->findConn(a->id);
   if (c && c->state_ == ConnState::H2 && c->h2_ && !c->h2_->onClientReadable()) c->endH2();
 }

@@ -294,26 +294,26 @@ size_t Worker::reclaimIdle(size_t n, const char* why) {
   }
   if (!closed) return 0;
   metrics_.idleReclaimed.fetch_add(closed, std::memory_order_relaxed);
+  if (logDue(lastReclaimLogMs_))
+    SLOG_WARN("worker %u: %s: closed the %zu connections idle longest to let new clients in (%zu open)", id_, why,
+              closed, conns_.size());
+  return closed;
+}
+
+// One line a second at most per kind, whatever the pressure.
+bool Worker::logDue(uint64_t& lastMs) {
   timeval tv;
   event_base_gettimeofday_cached(base_.get(), &tv);
   uint64_t ms = uint64_t(tv.tv_sec) * 1000 + uint64_t(tv.tv_usec) / 1000;
-  if (ms - lastReclaimLogMs_ >= 1000) {  // one line a second at most, whatever the pressure
-    lastReclaimLogMs_ = ms;
-    SLOG_WARN("worker %u: %s: closed the %zu connections idle longest to let new clients in (%zu open)", id_, why,
-              closed, conns_.size());
-  }
-  return closed;
+  if (ms - lastMs < 1000) return false;
+  lastMs = ms;
+  return true;
 }
 
 size_t Worker::freeDescriptors(const char* why) {
   if (size_t dropped = pool_.dropOldest(kReclaimBatch)) {
-    timeval tv;
-    event_base_gettimeofday_cached(base_.get(), &tv);
-    uint64_t ms = uint64_t(tv.tv_sec) * 1000 + uint64_t(tv.tv_usec) / 1000;
-    if (ms - lastReclaimLogMs_ >= 1000) {
-      lastReclaimLogMs_ = ms;
+    if (logDue(lastReclaimLogMs_))
       SLOG_WARN("worker %u: %s: closed %zu idle pooled origin connections", id_, why, dropped);
-    }
     return dropped;
   }
   return reclaimIdle(kReclaimBatch, why);
@@ -333,14 +333,9 @@ void Worker::accept(evutil_socket_t fd, sockaddr* sa, int len) {
   if (counts && !counts->tryAdd(*peer, cfg_->limits.maxConnectionsPerClient)) {
     metrics_.refusedAtAccept.fetch_add(1, std::memory_order_relaxed);
     evutil_closesocket(fd);
-    timeval tv;
-    event_base_gettimeofday_cached(base_.get(), &tv);
-    uint64_t ms = uint64_t(tv.tv_sec) * 1000 + uint64_t(tv.tv_usec) / 1000;
-    if (ms - lastPerClientLogMs_ >= 1000) {  // one line a second at most
-      lastPerClientLogMs_ = ms;
+    if (logDue(lastPerClientLogMs_))
       SLOG_WARN("worker %u: client %s has %zu connections open (limits.max_connections_per_client); refusing more",
                 id_, peer->ipString().c_str(), counts->count(*peer));
-    }
     return;
   }
   bool allowed = cfg_->allowClients.contains(*peer);

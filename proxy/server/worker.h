@@ -138,6 +138,7 @@ class Worker {
   static void onResumeAccept(evutil_socket_t, short, void* arg);
   void accept(evutil_socket_t fd, sockaddr* sa, int len);
   size_t reclaimIdle(size_t n, const char* why);  // closes up to n of idle_, oldest first
+  bool logDue(uint64_t& lastMs);  // true at most once a second for one `lastMs`
   // Out of descriptors: the idle pooled origin connections go first (a new handshake later is
   // all they cost), then the client connections idle longest. How many sockets it closed.
   size_t freeDescriptors(const char* why);

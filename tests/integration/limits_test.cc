@@ -35,14 +35,18 @@ class ProxyLimits : public ProxyTest {
     startProxy(cfg);
   }
 
-  // One worker allowed `limit` file descriptors (prlimit), timeouts long enough that no idle
-  // connection times out during the test.
+  // Timeouts long enough that no idle connection times out during the test.
+  ProxyConfig idleConfig(std::string workers) {
+    ProxyConfig cfg = env_.proxyConfig();
+    cfg.workers = std::move(workers);
+    cfg.timeouts = {{"request_header", "60s"}, {"client_idle", "60s"}, {"first_byte", "5s"}};
+    return cfg;
+  }
+  // One worker allowed `limit` file descriptors (prlimit).
   void startWithDescriptors(size_t limit) {
     startOrigin();
     if (HasFatalFailure()) return;
-    ProxyConfig cfg = env_.proxyConfig();
-    cfg.workers = "1";
-    cfg.timeouts = {{"request_header", "60s"}, {"client_idle", "60s"}, {"first_byte", "5s"}};
+    ProxyConfig cfg = idleConfig("1");
     cfg.wrapper = {"/usr/bin/prlimit", "--nofile=" + std::to_string(limit) + ":" + std::to_string(limit), "--"};
     startProxy(cfg);
   }
@@ -280,9 +284,7 @@ TEST_F(ProxyLimits, KeepsServingWithTwoThousandIdleConnections) {
 // request under way, is never taken.
 TEST_F(ProxyLimits, AtTheConnectionLimitTheLongestIdleMakeRoom) {
   ASSERT_NO_FATAL_FAILURE(startOrigin());
-  ProxyConfig cfg = env_.proxyConfig();
-  cfg.workers = "1";
-  cfg.timeouts = {{"request_header", "60s"}, {"client_idle", "60s"}, {"first_byte", "5s"}};
+  ProxyConfig cfg = idleConfig("1");
   cfg.extra = "limits: {max_connections: 64}\n";
   cfg.adminPort = pickFreePort();
   ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
@@ -393,9 +395,7 @@ TEST_F(ProxyLimits, OutOfDescriptorsPooledOriginConnectionsGoFirst) {
 // connection past it is closed at once, and another address is served meanwhile.
 TEST_F(ProxyLimits, OneClientAddressIsHeldToItsShareOfConnections) {
   ASSERT_NO_FATAL_FAILURE(startOrigin());
-  ProxyConfig cfg = env_.proxyConfig();
-  cfg.workers = "2";
-  cfg.timeouts = {{"request_header", "60s"}, {"client_idle", "60s"}, {"first_byte", "5s"}};
+  ProxyConfig cfg = idleConfig("2");
   cfg.extra = "limits: {max_connections_per_client: 5}\n";
   ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
   std::vector<Client> held;

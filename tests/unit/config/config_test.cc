@@ -401,6 +401,13 @@ TEST(ConfigErrors, RejectsOutOfRangePortWithIndexAndLine) {
             "sekisho.yaml:7: connect_ports[1]: 70000 is not a port, expected 1-65535 or \"lo-hi\"");
 }
 
+TEST(ConfigErrors, RejectsBadConnectionsPerClientWithLine) {
+  for (const char* bad : {"-1", "1000001", "many", "[5]"}) {
+    std::string err = errorOf(std::string("limits:\n  max_connections_per_client: ") + bad + "\n");
+    EXPECT_EQ(err.rfind("sekisho.yaml:2: limits.max_connections_per_client: ", 0), 0u) << bad << " -> " << err;
+  }
+}
+
 TEST(ConfigErrors, RejectsBadPortRanges) {
   EXPECT_EQ(
       errorOf("http_ports: [80, \"9000-80\"]\n"),
