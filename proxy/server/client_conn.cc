@@ -809,7 +809,17 @@ void ClientConn::onTlsBlockHello() {
   tlsBlock_ = true;
   tlsBlockHost_ = ex_->req.host;
   tlsBlockPort_ = ex_->req.port;
+  beginInsideTunnel();
+}
+
+// After a CONNECT's 2xx the connection is a tunnel (RFC 9110 §9.3.6): the CONNECT's own version
+// and Connection / Proxy-Connection fields ended with that exchange, and the HTTP inside (bumped,
+// or blocked over TLS) keeps alive or closes by its own requests' rules. Python's http.client
+// sends "CONNECT host:port HTTP/1.0", which must not close the decrypted connection after the
+// handshake. Called from finishBump and startTlsBlock once the client's TLS is set up.
+void ClientConn::beginInsideTunnel() {
   firstRequest_ = true;
+  closeAfter_ = w_.draining();
   ex_.reset();
   enterReadHead();
 }
@@ -1765,9 +1775,7 @@ void ClientConn::finishBump(SSL* upSsl) {
   }
   bump_ = std::move(b);
   if (!wrapClientTls(ssl)) return close();
-  firstRequest_ = true;
-  ex_.reset();
-  enterReadHead();
+  beginInsideTunnel();
 }
 
 bool ClientConn::clientAlpnIsH2() const {

@@ -168,6 +168,7 @@ class ClientConn {
   std::string shownUrl() const;
   static void onSpliceProgress(void* ctx, SpliceTunnel::Outcome outcome);
   void enterReadHead();
+  void beginInsideTunnel();  // a CONNECT's connection, TLS set up, starts reading the requests inside
   void enterDrain();
   void close();
   bool reclaimIfIdle();  // Worker::reclaimIdle

@@ -793,8 +793,12 @@ std::unique_ptr<TlsClient> TlsClient::viaProxy(uint16_t proxyPort, const std::st
   ReadOptions ro;
   ro.method = "CONNECT";
   ro.timeout = opts.timeout;
-  t->connect_ =
-      t->client_.roundTrip("CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n\r\n", ro);
+  std::string head = "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n\r\n";
+  if (!opts.connectHead.empty()) {
+    head = opts.connectHead;
+    for (size_t at; (at = head.find("{}")) != std::string::npos;) head.replace(at, 2, authority);
+  }
+  t->connect_ = t->client_.roundTrip(head, ro);
   if (t->connect_.status / 100 != 2) {
     t->error_ = "CONNECT " + authority + ": " + t->connect_.summary();
     return t;

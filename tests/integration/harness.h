@@ -195,6 +195,9 @@ struct TlsOptions {
   bool legacy = false;                 // security level 0: TLS 1.0/1.1, SHA-1, small keys
   std::string certFile, keyFile;       // a client certificate to present
   Millis timeout{5000};                // for the connect, the CONNECT answer and the handshake
+  // The CONNECT head sent through a proxy, "{}" standing for host:port; empty: HTTP/1.1 with Host.
+  // Python's http.client, for one, sends "CONNECT {} HTTP/1.0\r\n\r\n".
+  std::string connectHead;
 };
 
 // A TLS connection as a browser makes it: to the origin directly, or through the proxy with

@@ -173,6 +173,64 @@ TEST_F(TlsIntercept, GoodOriginIsDecryptedOnALeafCopiedFromIt) {
   EXPECT_TRUE(proxy().waitLogLineWith("TCP_MISS/200", "GET https://good.pki.test:" + port + "/size/100000"));
 }
 
+// Python's http.client (urllib, requests, pip) opens its tunnel with "CONNECT host:port
+// HTTP/1.0" and no Host. The CONNECT's version and Connection govern only the CONNECT exchange
+// (RFC 9110 §9.3.6: after the 2xx the connection is a tunnel): what runs inside keeps alive by
+// its own rules, whether intercepted, blocked inside TLS or spliced.
+TEST_F(TlsIntercept, Http10ConnectGovernsOnlyTheConnectExchange) {
+  Origin* origin = tlsOrigin("good");
+  ASSERT_NE(origin, nullptr);
+  ASSERT_TRUE(writeFileAtomic(env_.path("block.txt"), "other.pki.test\n"));
+  ASSERT_NO_FATAL_FAILURE(startIntercepting(
+      "reputation:\n  lists: [{file: block.txt, format: domains, category: malware}]\n", ", no_intercept: [localhost]"));
+  std::string port = std::to_string(origin->port());
+  const char* heads[] = {"CONNECT {} HTTP/1.0\r\n\r\n", "CONNECT {} HTTP/1.0\r\nProxy-Connection: close\r\n\r\n",
+                         "CONNECT {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n"};
+  for (const char* head : heads) {
+    SCOPED_TRACE(std::string("intercepted after ") + head);
+    TlsOptions o;
+    o.connectHead = head;
+    auto t = via("good.pki.test", origin->port(), o);
+    ASSERT_TRUE(t->handshakeOk()) << t->error();
+    EXPECT_NE(t->peerIssuer().find("Sekisho Enterprise Root CA"), std::string::npos) << t->peerIssuer();
+    for (int i = 0; i < 3; ++i) {  // keep-alive inside: three requests on the one connection
+      Response r = t->roundTrip(get("good.pki.test", origin->port(), "/size/1000"));
+      ASSERT_TRUE(r.complete) << "request " << i << ": " << r.summary();
+      EXPECT_EQ(r.status, 200);
+      EXPECT_EQ(r.body.size(), 1000u);
+      EXPECT_NE(r.header("connection").value_or(""), "close") << r.summary();
+    }
+    // An HTTP/1.0 request inside still ends the connection after its answer: its own rules.
+    Response last = t->roundTrip("GET /size/10 HTTP/1.0\r\nHost: good.pki.test:" + port + "\r\n\r\n");
+    EXPECT_EQ(last.status, 200) << last.summary();
+    EXPECT_TRUE(t->client().waitClosed(Millis(3000)));
+  }
+  // A blocked host is answered inside TLS with the block page, whatever the CONNECT's version.
+  for (const char* head : heads) {
+    SCOPED_TRACE(std::string("blocked after ") + head);
+    TlsOptions o;
+    o.connectHead = head;
+    auto t = via("other.pki.test", origin->port(), o);
+    ASSERT_TRUE(t->handshakeOk()) << t->error();
+    Response r = t->roundTrip(get("other.pki.test", origin->port(), "/size/1000"));
+    ASSERT_TRUE(r.complete) << r.summary();
+    EXPECT_EQ(r.status, 403);
+    EXPECT_NE(r.body.find("other.pki.test"), std::string::npos);
+  }
+  // A tunnel (no_intercept) carries the origin's own certificate and keeps alive as the origin does.
+  for (const char* head : heads) {
+    SCOPED_TRACE(std::string("tunnel after ") + head);
+    TlsOptions o;
+    o.connectHead = head;
+    auto t = TlsClient::viaProxy(proxy().port(), "localhost", origin->port(), root_, o);
+    ASSERT_TRUE(t->handshakeOk()) << t->error();
+    EXPECT_EQ(t->peerIssuer().find("Sekisho Enterprise Root CA"), std::string::npos) << t->peerIssuer();
+    for (int i = 0; i < 2; ++i) EXPECT_EQ(t->roundTrip(get("localhost", origin->port(), "/size/10")).status, 200);
+  }
+  EXPECT_TRUE(proxy().waitLogLineWith("GET https://good.pki.test:" + port + "/size/1000", "TCP_MISS/200"));
+  EXPECT_TRUE(proxy().waitLogLineWith("CONNECT localhost:" + port, "TCP_TUNNEL/200"));
+}
+
 TEST_F(TlsIntercept, EveryBadCertificateGetsThePageAndTheOriginNoRequest) {
   struct Case {
     const char* cert;
