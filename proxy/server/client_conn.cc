@@ -195,14 +195,14 @@ struct ClientConn::Exchange {
 };
 
 ClientConn::ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer, bool allowed)
-    : w_(worker), id_(id), peer_(peer), allowed_(allowed) {
+    : w_(worker), id_(id), peer_(peer), allowed_(allowed), judge_(worker, id) {
   setNoDelay(fd);
   client_.reset(bufferevent_socket_new(w_.base(), fd, BEV_OPT_CLOSE_ON_FREE));
   timer_.reset(evtimer_new(w_.base(), &ClientConn::timerCb, this));
 }
 
 ClientConn::ClientConn(Worker& worker, uint64_t id, BevPtr bev, const InnerTarget& target)
-    : w_(worker), id_(id), peer_(target.peer), allowed_(true) {
+    : w_(worker), id_(id), peer_(target.peer), allowed_(true), judge_(worker, id) {
   client_ = std::move(bev);
   timer_.reset(evtimer_new(w_.base(), &ClientConn::timerCb, this));
   inner_ = true;
@@ -321,8 +321,7 @@ void ClientConn::freeUpstream() {
 
 void ClientConn::close() {
   if (state_ == ConnState::Closed) return;
-  if (judgeTicket_ && w_.redis()) w_.redis()->cancel(judgeTicket_);
-  judgeTicket_ = 0;
+  judge_.cancel();
   h2_.reset();  // its streams tell their inner connections
   // An inner connection's pair partner learns of the end only through an explicit EOF.
   if (inner_ && client_) bufferevent_flush(client_.get(), EV_WRITE, BEV_FINISHED);
@@ -460,36 +459,6 @@ const net::SocketAddr& ClientConn::localAddr() const {
   return local_;
 }
 
-bool ClientConn::targetsSelf(const http::RequestHead& req) const {
-  if (req.form == http::TargetForm::Origin || req.form == http::TargetForm::Asterisk) return true;
-  if (req.form != http::TargetForm::Absolute) return false;
-  bool ourPort = false;  // cheap check first: getsockname only when the port is one we listen on
-  for (const auto& l : w_.facts().listeners) ourPort |= l.port() == req.port;
-  if (ourPort && req.port == localAddr().port()) {
-    if (auto ip = net::parseIp(req.host); ip && ip->sameIp(localAddr())) return true;
-    if (req.host == w_.config()->visibleHostname) return true;
-  }
-  return false;
-}
-
-// A Via entry naming us means the request has been through this proxy already (RFC 9110 §7.6.3).
-bool ClientConn::viaLoop(const http::RequestHead& req) const {
-  const std::string& me = w_.config()->visibleHostname;
-  for (const auto& h : req.headers.items) {
-    if (!iequals(h.name, "via")) continue;
-    bool loop = false;
-    forEachListElement(h.value, [&](std::string_view elem) {
-      size_t sp = elem.find(' ');
-      if (sp == std::string_view::npos) return;
-      std::string_view by = elem.substr(sp + 1);
-      by = by.substr(0, by.find(' '));
-      if (iequals(by, me)) loop = true;
-    });
-    if (loop) return true;
-  }
-  return false;
-}
-
 void ClientConn::handleRequest(http::RequestHead head) {
   const auto& cfg = *w_.config();
   ex_ = std::make_unique<Exchange>();
@@ -501,78 +470,69 @@ void ClientConn::handleRequest(http::RequestHead head) {
   // Client reads stay enabled (no epoll change per request): until the upstream is ready, the
   // read callback leaves bytes in the input, which the read watermark bounds.
   if (!req.keepAlive || w_.draining()) closeAfter_ = true;
-
-  // Decide before connecting: nothing reaches an origin that policy refuses.
-  if (!allowed_) {
-    ex_->squidCode = "TCP_DENIED";
-    return respondError(403, Reason::ClientNotAllowed, "client " + peerIp() + " is not in allow_clients");
-  }
-  if (tlsBlock_) {
+  if (allowed_ && tlsBlock_) {  // the bump's block mode: every request inside gets its page
     if (tlsDenyStatus_ == 403) ex_->squidCode = "TCP_DENIED";
     return respondError(tlsDenyStatus_, tlsDenyReason_, tlsBlockReason_);
   }
-  if (bump_) return handleBumpedRequest();
-  if (targetsSelf(req)) return serveSelf();
-  if (viaLoop(req)) {
-    ex_->squidCode = "TCP_DENIED";
-    return respondError(508, Reason::LoopDetected, "the request already passed through " + cfg.visibleHostname);
+  AdmitFacts f;
+  f.req = &req;
+  f.clientAllowed = allowed_;
+  f.clientIp = peerIp();
+  BumpedFor bumped;
+  if (bump_) {
+    ex_->mode = inner_ ? "h2" : "bump";
+    bumped = {bump_->host, bump_->port};
+    f.bumped = &bumped;
   }
-  if (answeredForMaxForwards()) return;
-  bool isConnect = req.method == "CONNECT";
-  if (isConnect) {
-    if (!net::portAllowed(cfg.connectPorts, req.port)) {
-      ex_->squidCode = "TCP_DENIED";
-      return respondError(403, Reason::ConnectPortNotAllowed, "CONNECT to port " + std::to_string(req.port) + " is not allowed (connect_ports)");
-    }
-  } else {
-    if (req.scheme != "http") {
-      return respondError(501, Reason::UnsupportedScheme, "only http:// URLs are proxied directly; HTTPS goes through CONNECT");
-    }
-    if (!net::portAllowed(cfg.httpPorts, req.port)) {
-      ex_->squidCode = "TCP_DENIED";
-      return respondError(403, Reason::PortNotAllowed, "port " + std::to_string(req.port) + " is not allowed (http_ports)");
-    }
+  f.self = w_.selfFacts();
+  if (!bump_ && req.form == http::TargetForm::Absolute)  // getsockname only when the port is one we listen on
+    for (const auto& l : w_.facts().listeners)
+      if (l.port() == req.port) {
+        f.self.local = localAddr();
+        break;
+      }
+  f.connectPorts = &cfg.connectPorts;
+  f.httpPorts = &cfg.httpPorts;
+  AdmitDecision d = admitRequest(f);
+  switch (d.action) {
+    case AdmitAction::Refuse:
+      if (d.denied) ex_->squidCode = "TCP_DENIED";
+      return respondError(d.status, d.reason, d.detail);
+    case AdmitAction::OwnPage: return serveSelf();
+    case AdmitAction::AnswerTrace:
+    case AdmitAction::AnswerOptions: return answerMaxForwards(d.action);
+    case AdmitAction::Forward: break;
+  }
+  ex_->maxForwards = d.maxForwards;
+  if (d.rewriteToBumped) {
+    req.host = bump_->host;
+    req.port = bump_->port;
+    req.scheme = "https";
+    return checkReputation(nullptr, [this] {
+      ex_->addrs = {bump_->dest};
+      ex_->addrIndex = 0;
+      connectUpstream();
+    });
   }
   // Refused: the origin is never contacted. Allowed (now, or when the store answers): resolve.
   checkReputation(nullptr, [this] { startResolve(); });
 }
 
-// TRACE and OPTIONS carrying Max-Forwards (RFC 9110 §7.6.2): at 0 this proxy is the final
-// recipient and answers itself (TRACE: the request as received, minus the fields that carry
-// credentials; OPTIONS: 200 with what the proxy allows); above 0 the request goes on with the
-// value less one (startRelay). A value that is not a single number is refused, as is a TRACE
-// with content (§9.3.8). True when the exchange was answered here.
-bool ClientConn::answeredForMaxForwards() {
+// TRACE or OPTIONS with Max-Forwards: 0 (admit.h): this proxy answers as the final recipient.
+// TRACE echoes the request as received, minus the fields that carry credentials.
+void ClientConn::answerMaxForwards(AdmitAction what) {
   auto& req = ex_->req;
-  if (req.method != "TRACE" && req.method != "OPTIONS") return false;
-  if (req.method == "TRACE" && req.body != BodyKind::None) {
-    respondError(400, Reason::BadRequest, "a TRACE request must not carry content");
-    return true;
-  }
-  size_t fields = req.headers.count("max-forwards");
-  if (fields == 0) return false;
-  std::string_view v = req.headers.find("max-forwards")->value;
-  bool digits = !v.empty() && v.size() <= 9 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (fields != 1 || !digits) {
-    respondError(400, Reason::BadRequest, "Max-Forwards must be one decimal number");
-    return true;
-  }
-  ex_->maxForwards = std::stoll(std::string(v));
-  if (ex_->maxForwards > 0) return false;
   ex_->squidCode = "NONE_NONE";
-  if (req.method == "OPTIONS") {
-    respondLocal(200, "text/plain; charset=utf-8", "", true, "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE, CONNECT\r\n");
-    return true;
-  }
+  if (what == AdmitAction::AnswerOptions)
+    return respondLocal(200, "text/plain; charset=utf-8", "", true, "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE, CONNECT\r\n");
   std::string echo;
   echo.append(req.method).append(" ").append(req.target).append(req.versionMinor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
-  for (const auto& f : req.headers.items) {
-    if (iequals(f.name, "cookie") || iequals(f.name, "authorization") || iequals(f.name, "proxy-authorization")) continue;
-    echo.append(f.name).append(": ").append(f.value).append("\r\n");
+  for (const auto& h : req.headers.items) {
+    if (iequals(h.name, "cookie") || iequals(h.name, "authorization") || iequals(h.name, "proxy-authorization")) continue;
+    echo.append(h.name).append(": ").append(h.value).append("\r\n");
   }
   echo.append("\r\n");
   respondLocal(200, "message/http", echo, true);
-  return true;
 }
 
 void ClientConn::startResolve() {
@@ -592,145 +552,57 @@ void ClientConn::onResolved(Result<std::vector<net::SocketAddr>> answer) {
   if (!answer) return respondError(answer.error().retryable ? 504 : 502, Reason::DnsFailed, answer.error().detail);
   if (answer->empty()) return respondError(502, Reason::DnsFailed, ex_->req.host + " has no address");
   ex_->addrs = std::move(*answer);
+  AddressFacts af;
+  af.host = ex_->req.host;
+  af.peerLoopback = peer_.isLoopback();
+  af.self = w_.selfFacts();
   for (auto& a : ex_->addrs) {
     a.setPort(ex_->req.port);
-    // Loop detection on the resolved address: a name pointing at this proxy must not make it
-    // connect to itself over and over.
-    if (w_.isSelf(a)) {
-      ex_->squidCode = "TCP_DENIED";
-      return respondError(508, Reason::LoopDetected, ex_->req.host + " resolves to this proxy (" + a.toString() + ")");
-    }
-    // The proxy host's own loopback services are not a destination for other machines: a
-    // remote client could otherwise reach what is bound to 127.0.0.1 here (Squid's to_localhost).
-    if ((a.isLoopback() || a.isAny()) && !peer_.isLoopback()) {
-      ex_->squidCode = "TCP_DENIED";
-      return respondError(403, Reason::DestinationNotAllowed, ex_->req.host + " is this proxy's own loopback address");
-    }
-    // Link-local addresses belong to the proxy host's own network segment; 169.254.169.254 is
-    // the cloud metadata service, which hands out the instance's credentials (Squid's to_linklocal).
-    if (a.isLinkLocal() && !peer_.isLoopback()) {
-      ex_->squidCode = "TCP_DENIED";
-      return respondError(403, Reason::DestinationNotAllowed, ex_->req.host + " is a link-local address of the proxy's network (" + a.ipString() + ")");
-    }
-    if (w_.isAdmin(a)) {
-      ex_->squidCode = "TCP_DENIED";
-      return respondError(403, Reason::DestinationNotAllowed, "the proxy's admin listener is not a destination");
+    if (auto refused = admitAddress(a, af)) {
+      if (refused->denied) ex_->squidCode = "TCP_DENIED";
+      return respondError(refused->status, refused->reason, refused->detail);
     }
   }
   ex_->addrIndex = 0;
   checkReputation(&ex_->addrs, [this] { connectUpstream(); });  // address and CIDR rules, now that we know them
 }
 
-// Looks `keys` up in the local lists (in-process, always synchronous) and, with a Redis store, in
-// Redis (from the worker's cache, or asynchronously within reputation.deadline), then applies the
-// policy. Calls `done` exactly once; returns true when that happened before returning. While an
-// answer is pending the connection is in Judge (client reads ignored) unless `keepState`.
-bool ClientConn::lookupVerdict(const reputation::LookupKeys& keys, reputation::Facts facts,
-                               std::function<void(Verdict)> done, bool keepState) {
-  std::vector<reputation::Match> local;
-  if (const auto* store = w_.reputation()) local = store->lookup(keys);
-  auto finish = [this](reputation::Facts& f, std::vector<reputation::Match>& matches, bool ok, std::string error) {
-    Verdict v;
-    v.storeOk = ok;
-    v.error = std::move(error);
-    if (!matches.empty()) v.decision = reputation::decide(f, matches, w_.policy());
-    return v;
-  };
-  reputation::RedisStore* redis = w_.redis();
-  if (!redis) {
-    done(finish(facts, local, true, ""));
-    return true;
-  }
-  uint64_t ticket = w_.newTicket();
-  Worker* w = &w_;
-  uint64_t id = id_;
-  auto answered = std::make_shared<std::function<void(reputation::StoreAnswer)>>();
-  *answered = [this, facts = std::move(facts), local = std::move(local), done = std::move(done),
-               finish](reputation::StoreAnswer a) mutable {
-    judgeTicket_ = 0;
-    judgeResume_.reset();  // (this lambda lives on in the caller's copy of the pointer)
-    for (auto& m : a.matches) local.push_back(std::move(m));
-    done(finish(facts, local, a.ok, std::move(a.error)));
-  };
-  auto now = redis->lookup(keys, ticket, [w, id, ticket, answered](reputation::StoreAnswer a) {
-    ClientConn* c = w->findConn(id);
-    if (c && c->judgeTicket_ == ticket) (*answered)(std::move(a));
+// The reputation verdict for this request (judge.h): URL, host and parent domains before any
+// lookup, the addresses after it. Refuses with a page (a blocked CONNECT with the page over TLS),
+// or calls `next`, now or when the store answers; meanwhile the connection is in Judge.
+void ClientConn::checkReputation(const std::vector<net::SocketAddr>* addrs, std::function<void()> next) {
+  if (!judge_.enabled()) return next();
+  const auto& req = ex_->req;
+  bool isConnect = req.method == "CONNECT";
+  std::string url;
+  if (!addrs && !isConnect) url = bump_ ? shownUrl() : std::string(req.target);
+  Judge::Query q;
+  q.url = url;
+  q.host = req.host;
+  q.addrs = addrs;
+  q.client = peerIp();
+  q.now = int64_t(nowMs() / 1000);
+  bool beforeAddrs = addrs == nullptr;
+  bool now = judge_.judgeRequest(q, [this, next = std::move(next), isConnect, beforeAddrs](Judge::Ruling r) {
+    switch (r.outcome) {
+      case Judge::Outcome::Allow: return next();
+      case Judge::Outcome::Unavailable:
+        ex_->squidCode = "TCP_DENIED";
+        return respondError(503, Reason::ReputationUnavailable, r.detail);
+      case Judge::Outcome::Unchecked:
+        ex_->squidCode = "TCP_DENIED";
+        return respondError(403, Reason::ReputationBlock, r.detail);
+      case Judge::Outcome::Block:
+        ex_->squidCode = "TCP_DENIED";
+        if (isConnect && beforeAddrs && w_.facts().ca && w_.facts().clientTls)
+          return startTlsBlock(r.detail);  // the browser shows our page instead of a connection error
+        return respondError(403, Reason::ReputationBlock, r.detail);
+    }
   });
-  if (now) {
-    (*answered)(std::move(*now));
-    return true;
-  }
-  judgeTicket_ = ticket;
-  judgeResume_ = answered;
-  if (!keepState) {
+  if (!now) {
     setState(ConnState::Judge);
     armTimer(w_.config()->reputation.deadline + milliseconds(1000));  // the store answers by its deadline
   }
-  return false;
-}
-
-// What on_error says when the store could not answer: true = refuse (a page is on its way).
-bool ClientConn::refuseOnStoreError(const std::string& error) {
-  const auto& cfg = *w_.config();
-  w_.metrics().reputationErrors.fetch_add(1, std::memory_order_relaxed);
-  if (cfg.reputation.onError == config::OnError::Open) {
-    SLOG_DEBUG("reputation store: %s (on_error: open, request allowed)", error.c_str());
-    return false;
-  }
-  ex_->squidCode = "TCP_DENIED";
-  respondError(503, Reason::ReputationUnavailable, "the reputation store cannot answer (" + error + ")");
-  return true;
-}
-
-// The reputation verdict for this request: URL, host and parent domains before any lookup, the
-// addresses after it. Refuses with a page, or calls `next` (now or when the store answers).
-void ClientConn::checkReputation(const std::vector<net::SocketAddr>* addrs, std::function<void()> next) {
-  if (!w_.reputation() && !w_.redis()) return next();
-  const auto& cfg = *w_.config();
-  const auto& req = ex_->req;
-  bool isConnect = req.method == "CONNECT";
-  reputation::Facts facts;
-  facts.client = peerIp();
-  facts.now = int64_t(nowMs() / 1000);
-  reputation::LookupKeys keys;
-  std::optional<reputation::NormalUrl> url;
-  std::optional<reputation::NormalHost> host;
-  if (addrs) {
-    keys.ips = *addrs;
-    facts.ips = *addrs;
-  } else {
-    if (!isConnect) {
-      auto u = reputation::normalizeUrl(bump_ ? std::string_view(shownUrl()) : req.target);
-      if (u) url = std::move(*u);
-    }
-    auto h = reputation::normalizeHost(req.host);
-    if (h) host = std::move(*h);
-    if (!host) {
-      // A name the HTTP parser took but the reputation keys cannot express: on_error decides.
-      if (cfg.reputation.onError == config::OnError::Closed) {
-        ex_->squidCode = "TCP_DENIED";
-        return respondError(403, Reason::ReputationBlock, "the host name cannot be checked (" + h.error().detail + ")");
-      }
-      return next();
-    }
-    keys.url = url ? &*url : nullptr;
-    keys.host = &*host;
-    facts.url = url ? url->url : std::string();
-    facts.host = host->host;
-  }
-  bool beforeAddrs = addrs == nullptr;
-  lookupVerdict(keys, std::move(facts), [this, next = std::move(next), isConnect, beforeAddrs](Verdict v) {
-    if (!v.storeOk && refuseOnStoreError(v.error)) return;
-    if (!v.decision) return next();
-    reputation::Decision& d = *v.decision;
-    if (d.outcome == reputation::Decision::Outcome::Log)
-      SLOG_INFO("reputation (log only): %s %s", peerIp().c_str(), d.reason.c_str());
-    if (d.outcome != reputation::Decision::Outcome::Block) return next();
-    ex_->squidCode = "TCP_DENIED";
-    if (isConnect && beforeAddrs && w_.facts().ca && w_.facts().clientTls)
-      return startTlsBlock(d.reason);  // the browser shows our page instead of a connection error
-    respondError(403, Reason::ReputationBlock, d.reason);
-  });
 }
 
 // A blocked CONNECT: answer 200, take the client's TLS on a leaf minted for the name it asked
@@ -1398,15 +1270,16 @@ bool ClientConn::checkClientHello() {
   auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, ssize_t(n)));
   mitm::ParseOutcome o = mitm::peekClientHello(std::string_view(p, n), limits);
   if (o.status == mitm::HelloStatus::NeedMore && !clientEof_) return false;
-  if (sniState_ == SniState::Pending) return false;
+  if (judge_.sniPending()) return false;
   helloPending_ = false;
   if (o.status != mitm::HelloStatus::Parsed || o.info.sniStatus != mitm::SniStatus::Valid) return true;
   if (o.info.sni == ex_->req.host) return true;
-  if (!sniVerdict(o.info.sni, [this] { tunnelRelay(client_.get(), ex_->up.get(), clientPaused_); })) {
+  if (!judge_.judgeSni(o.info.sni, peerIp(), int64_t(nowMs() / 1000),
+                       [this] { tunnelRelay(client_.get(), ex_->up.get(), clientPaused_); })) {
     helloPending_ = true;  // the store answers later; the bytes wait
     return false;
   }
-  auto& d = sniDecision_;
+  auto& d = judge_.sniDecision();
   if (!d || d->outcome != reputation::Decision::Outcome::Block) return true;
   // The 200 is already out, so there is no page to show without decrypting: the tunnel closes
   // before a byte of the client's reaches the origin, and the log says why.
@@ -1427,42 +1300,6 @@ bool ClientConn::interceptPossible() const {
 }
 
 bool ClientConn::clientIsTls() const { return bufferevent_openssl_get_ssl(client_.get()) != nullptr; }
-
-// The reputation verdict on a ClientHello's SNI (a client may CONNECT to one name and ask for
-// another inside), in sniDecision_ (nullopt: nothing matched, or the name cannot be checked).
-// False while the store has not answered; `resume` runs when it does.
-bool ClientConn::sniVerdict(const std::string& sni, std::function<void()> resume) {
-  if (sniState_ == SniState::Done) return true;
-  if (sniState_ == SniState::Pending) return false;
-  auto host = reputation::normalizeHost(sni);
-  if ((!w_.reputation() && !w_.redis()) || !host) {
-    sniState_ = SniState::Done;
-    return true;
-  }
-  reputation::LookupKeys keys;
-  keys.host = &*host;
-  reputation::Facts facts;
-  facts.host = host->host;
-  facts.client = peerIp();
-  facts.now = int64_t(nowMs() / 1000);
-  sniState_ = SniState::Pending;
-  auto sync = std::make_shared<bool>(true);
-  bool now = lookupVerdict(keys, std::move(facts), [this, sync, resume = std::move(resume)](Verdict v) {
-    sniState_ = SniState::Done;
-    if (!v.storeOk && w_.config()->reputation.onError == config::OnError::Closed) {
-      w_.metrics().reputationErrors.fetch_add(1, std::memory_order_relaxed);
-      reputation::Decision d;
-      d.outcome = reputation::Decision::Outcome::Block;
-      d.reason = "the reputation store cannot answer (" + v.error + ")";
-      sniDecision_ = std::move(d);
-    } else {
-      sniDecision_ = std::move(v.decision);
-    }
-    if (!*sync) resume();
-  }, /*keepState=*/true);
-  *sync = false;
-  return now;
-}
 
 // BumpHello: the ClientHello decides. Nothing of the client's has been consumed, so every
 // outcome still has the original bytes: a tunnel forwards them, OpenSSL reads them.
@@ -1509,10 +1346,10 @@ void ClientConn::onBumpHello(bool timedOut) {
     f.rememberedPinned = rem->check(peerIp() + "|" + hostPort, mitm::RememberKind::Pinned, now);
   }
   if (name != ex_->req.host) {
-    if (!sniVerdict(name, [this] { onBumpHello(false); })) return;  // the store answers later
-    if (sniDecision_ && sniDecision_->outcome == reputation::Decision::Outcome::Block) {
+    if (!judge_.judgeSni(name, peerIp(), int64_t(now), [this] { onBumpHello(false); })) return;  // answered later
+    if (const auto& sd = judge_.sniDecision(); sd && sd->outcome == reputation::Decision::Outcome::Block) {
       f.verdict = mitm::HostVerdict::Block;
-      f.verdictReason = sniDecision_->reason;
+      f.verdictReason = sd->reason;
     }
   }
   mitm::BumpDecision d = mitm::decideBump(f);
@@ -1901,38 +1738,6 @@ bool ClientConn::wrapClientTls(SSL* ssl) {
   return true;
 }
 
-// A request inside an intercepted connection: it must address the origin the connection was
-// verified for (Host and any absolute URI), then takes the ordinary path: reputation on the full
-// https:// URL, a pooled verified upstream or a new verified one, the same relay and log.
-void ClientConn::handleBumpedRequest() {
-  auto& req = ex_->req;
-  ex_->mode = inner_ ? "h2" : "bump";
-  if (req.method == "CONNECT" || req.form == http::TargetForm::Authority || req.form == http::TargetForm::Asterisk)
-    return respondError(400, Reason::BadRequest, "this request form is not accepted inside an intercepted connection");
-  bool sameHost = req.host == bump_->host;
-  bool samePort = req.form == http::TargetForm::Absolute ? req.port == bump_->port
-                                                          : (req.port == bump_->port || req.port == 80);
-  if (req.form == http::TargetForm::Absolute && req.scheme != "https") sameHost = false;
-  if (!sameHost || !samePort) {
-    ex_->squidCode = "TCP_DENIED";
-    return respondError(421, Reason::MisdirectedRequest,
-                        "this connection was opened for " + bump_->host + ", not for " + req.host);
-  }
-  req.host = bump_->host;
-  req.port = bump_->port;
-  req.scheme = "https";
-  if (viaLoop(req)) {
-    ex_->squidCode = "TCP_DENIED";
-    return respondError(508, Reason::LoopDetected, "the request already passed through " + w_.config()->visibleHostname);
-  }
-  if (answeredForMaxForwards()) return;
-  checkReputation(nullptr, [this] {
-    ex_->addrs = {bump_->dest};
-    ex_->addrIndex = 0;
-    connectUpstream();
-  });
-}
-
 // Once every buffer of the tunnel is empty (our 200 is out, early client bytes forwarded), the
 // sockets are handed to splice(2) and the bufferevents go quiet.
 void ClientConn::trySplice() {
@@ -2161,17 +1966,12 @@ void ClientConn::onTimer() noexcept {
       if (h2_) h2_->goAway(true);
       return endH2();
     case ConnState::BumpHello:
-      if (sniState_ == SniState::Pending) return close();  // the store never answered
+      if (judge_.sniPending()) return close();  // the store never answered
       return onBumpHello(true);
     case ConnState::Judge: {
       // A backstop: the store answers every lookup by its deadline.
-      if (w_.redis() && judgeTicket_) w_.redis()->cancel(judgeTicket_);
-      auto resume = std::move(judgeResume_);
-      if (!resume) return close();
-      reputation::StoreAnswer late;
-      late.ok = false;
-      late.error = "no answer in time";
-      return (*resume)(std::move(late));
+      if (!judge_.expire()) return close();
+      return;
     }
     case ConnState::BumpUpstream:
       if (ex_ && ex_->req.method == "CONNECT")

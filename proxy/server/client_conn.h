@@ -44,8 +44,10 @@
 #include "proxy/http/message.h"
 #include "proxy/server/client_counts.h"
 #include "proxy/net/address.h"
+#include "proxy/server/admit.h"
 #include "proxy/server/body_pump.h"
 #include "proxy/server/h2_session.h"
+#include "proxy/server/judge.h"
 #include "proxy/server/metrics.h"
 #include "proxy/server/splice_tunnel.h"
 #include "reputation/embedded_store.h"
@@ -80,7 +82,7 @@ class ClientConn {
   ConnState state() const { return state_; }
 
  private:
-  friend class Worker;  // the idle list (Worker::markIdle) and closing an idle connection
+  friend class Worker;  // the idle list (Worker::markIdle), closing an idle connection, findJudge
   struct Exchange;
 
   // libevent trampolines
@@ -106,14 +108,6 @@ class ClientConn {
   void handleRequest(http::RequestHead head);
   void onResolved(Result<std::vector<net::SocketAddr>> answer);
   void connectUpstream();
-  struct Verdict {
-    std::optional<reputation::Decision> decision;  // nullopt: no rule matched
-    bool storeOk = true;                           // false: Redis down, slow or garbled (error says)
-    std::string error;
-  };
-  bool lookupVerdict(const reputation::LookupKeys& keys, reputation::Facts facts, std::function<void(Verdict)> done,
-                     bool keepState = false);
-  bool refuseOnStoreError(const std::string& error);
   void checkReputation(const std::vector<net::SocketAddr>* addrs, std::function<void()> next);
   void startResolve();
   void onUpstreamConnected();
@@ -130,13 +124,12 @@ class ClientConn {
   // `extraHeaders`: whole lines, each ending in CRLF.
   void respondLocal(int status, std::string_view contentType, std::string_view body, bool keepAlive,
                     std::string_view extraHeaders = {});
-  bool answeredForMaxForwards();
   void respondError(int status, Reason reason, std::string_view detail);
+  void answerMaxForwards(AdmitAction what);
   void tunnelRelay(bufferevent* from, bufferevent* to, Paused& fromPaused);
   void tunnelEnded(bool fromClient);
   void trySplice();
   bool checkClientHello();
-  bool sniVerdict(const std::string& sni, std::function<void()> resume);
   bool interceptPossible() const;
   void onBumpHello(bool timedOut);
   void enterTunnelAfterHello(std::string_view why);
@@ -148,7 +141,6 @@ class ClientConn {
   void bumpFailed(int status, Reason reason, const std::string& detail);
   void originNeedsClientCert();
   bool wrapClientTls(SSL* ssl);
-  void handleBumpedRequest();
   bool clientAlpnIsH2() const;
   void startH2();
   void endH2();
@@ -177,9 +169,7 @@ class ClientConn {
   void setState(ConnState s);
   void armTimer(std::chrono::milliseconds ms);
   void touch();
-  bool targetsSelf(const http::RequestHead& req) const;
   const net::SocketAddr& localAddr() const;
-  bool viaLoop(const http::RequestHead& req) const;
   void freeUpstream();
   uint64_t nowMs() const;
 
@@ -225,12 +215,7 @@ class ClientConn {
   std::unique_ptr<Bump> bump_;
   std::unique_ptr<H2Session> h2_;
   bool inner_ = false;  // an HTTP/2 stream's connection (no socket of its own)
-  // Reputation lookups in flight (Redis): the ticket the answer must carry, and the continuation.
-  uint64_t judgeTicket_ = 0;
-  std::shared_ptr<std::function<void(reputation::StoreAnswer)>> judgeResume_;
-  enum class SniState : uint8_t { None, Pending, Done };
-  SniState sniState_ = SniState::None;
-  std::optional<reputation::Decision> sniDecision_;
+  Judge judge_;  // this connection's reputation lookups (judge.h)
   std::string bumpName_;        // BumpUpstream: the name sent as SNI and verified
   bool fallbackTunnel_ = false; // reconnecting in plain TCP to tunnel the client's own hello
   bool helloOffersH2_ = false;  // the intercepted client's ClientHello offered h2 (ALPN)

@@ -1,4 +1,5 @@
 #include "proxy/server/worker.h"
+#include "proxy/server/admit.h"
 
 #include <event2/thread.h>
 #include <poll.h>
@@ -364,6 +365,11 @@ ClientConn* Worker::findConn(uint64_t connId) const {
   return it == conns_.end() ? nullptr : it->second;
 }
 
+Judge* Worker::findJudge(uint64_t connId) const {
+  ClientConn* c = findConn(connId);
+  return c ? &c->judge_ : nullptr;
+}
+
 void Worker::release(ClientConn* conn) {
   conns_.erase(conn->id());
   reap_.push_back(conn);
@@ -393,23 +399,16 @@ std::string Worker::newRefId() {
   return out;
 }
 
-bool Worker::isSelf(const net::SocketAddr& dest) const {
-  for (const auto& l : facts_->listeners) {
-    if (l.port() != dest.port()) continue;
-    if (l.sameIp(dest) || dest.isAny()) return true;
-    if (l.isAny()) {
-      if (dest.isLoopback() || dest.isAny()) return true;
-      for (const auto& a : facts_->localAddrs)
-        if (a.sameIp(dest)) return true;
-    }
-  }
-  return false;
+SelfFacts Worker::selfFacts() const {
+  SelfFacts f;
+  f.listeners = &facts_->listeners;
+  f.localAddrs = &facts_->localAddrs;
+  f.admin = &facts_->admin;
+  f.visibleHostname = cfg_->visibleHostname;
+  return f;
 }
 
-bool Worker::isAdmin(const net::SocketAddr& dest) const {
-  const auto& a = facts_->admin;
-  if (!a || a->port() != dest.port()) return false;
-  return a->sameIp(dest) || (a->isAny() && (dest.isLoopback() || dest.isAny()));
-}
+bool Worker::isSelf(const net::SocketAddr& dest) const { return isSelfAddress(dest, selfFacts()); }
+bool Worker::isAdmin(const net::SocketAddr& dest) const { return isAdminAddress(dest, selfFacts()); }
 
 }  // namespace sekisho::server

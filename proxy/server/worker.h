@@ -25,6 +25,7 @@
 #include "proxy/server/client_counts.h"
 #include "proxy/config/config.h"
 #include "proxy/log/access_log.h"
+#include "proxy/server/admit.h"
 #include "proxy/server/metrics.h"
 #include "proxy/server/resolver.h"
 #include "proxy/server/direct_flush.h"
@@ -37,6 +38,7 @@
 namespace sekisho::server {
 
 class ClientConn;
+class Judge;
 
 using SslCtxPtrShared = std::shared_ptr<SSL_CTX>;
 
@@ -111,6 +113,7 @@ class Worker {
   bool draining() const { return draining_; }
   unsigned id() const { return id_; }
   ClientConn* findConn(uint64_t connId) const;
+  Judge* findJudge(uint64_t connId) const;  // that connection's, for a late store answer (judge.h)
   // Starts an inner connection for one HTTP/2 stream on `bev` (its end of a pair); false when
   // the worker is at its connection limit or shutting down.
   bool adoptInner(BevPtr bev, const InnerTarget& target);
@@ -126,6 +129,8 @@ class Worker {
   static constexpr size_t kReclaimBatch = 32;
   std::string newRefId();
   // The destination is this proxy's own listener (a forwarding loop).
+  // Where this proxy listens (admit.h), for requests and addresses that name it.
+  SelfFacts selfFacts() const;
   bool isSelf(const net::SocketAddr& dest) const;
   bool isAdmin(const net::SocketAddr& dest) const;
 
