@@ -1,5 +1,7 @@
 #include "proxy/server/client_conn.h"
 #include "proxy/server/direct_flush.h"
+#include "proxy/server/filter.h"
+#include "proxy/server/forward_headers.h"
 
 #include <event2/bufferevent_struct.h>  // ev_read, for pokeTlsPending
 #include <netinet/in.h>
@@ -192,6 +194,11 @@ struct ClientConn::Exchange {
   uint64_t tunnelToClient = 0;
   std::unique_ptr<SpliceTunnel> splice;  // set once the tunnel runs on splice(2)
   bool logged = false;
+  // The exchange's filter chains (filter.h): the built-in header rewriting first.
+  ForwardRequestHeaders fwdRequest;
+  ForwardResponseHeaders fwdResponse;
+  FilterList<RequestFilter> requestFilters;
+  FilterList<ResponseFilter> responseFilters;
 };
 
 ClientConn::ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer, bool allowed)
@@ -800,36 +807,19 @@ void ClientConn::startRelay() {
   if (v6) h.append("]");
   if (req.port != (bump_ ? 443 : 80)) h.append(":").append(std::to_string(req.port));
   h.append("\r\n");
-  const http::Header* connection = req.headers.find("connection");
-  for (const auto& f : req.headers.items) {
-    if (iequals(f.name, "host") || iequals(f.name, "content-length") || http::isHopByHop(f.name)) continue;
-    bool named = false;  // headers named by Connection are hop-by-hop too (RFC 9110 §7.6.1)
-    for (const auto& c : req.headers.items) {
-      if (!iequals(c.name, "connection")) continue;
-      forEachListElement(c.value, [&](std::string_view e) { named |= iequals(e, f.name); });
-    }
-    if (named) continue;
-    if (ex_->maxForwards > 0 && iequals(f.name, "max-forwards")) {
-      h.append("Max-Forwards: ").append(std::to_string(ex_->maxForwards - 1)).append("\r\n");
-      continue;
-    }
-    h.append(f.name).append(": ").append(f.value).append("\r\n");
+  // The request's fields through its filters: hop-by-hop removal, Max-Forwards, the WebSocket
+  // upgrade and Via (forward_headers.h), then whatever the configuration adds.
+  ex_->fwdRequest.setVia(w_.viaBy());
+  ex_->fwdRequest.setMaxForwards(ex_->maxForwards);
+  if (ex_->requestFilters.empty()) ex_->requestFilters.add(&ex_->fwdRequest);  // once: a retry comes here again
+  for (RequestFilter* f : ex_->requestFilters) {
+    HeadAction a = f->begin(req);
+    if (a.status != HeadStatus::Continue)  // nothing has gone upstream yet: the page instead
+      return respondError(a.answer.status, a.answer.reason, a.answer.detail);
   }
-  (void)connection;
-  // WebSocket (RFC 6455 §4.1): Upgrade and Connection are hop-by-hop, so they are re-sent
-  // explicitly for a GET without a body that asks for exactly "websocket"; nothing else upgrades.
-  if (const http::Header* up = req.headers.find("upgrade");
-      up && iequals(up->value, "websocket") && req.method == "GET" && req.body == BodyKind::None && req.versionMinor == 1) {
-    bool connUpgrade = false;
-    for (const auto& c : req.headers.items)
-      if (iequals(c.name, "connection"))
-        forEachListElement(c.value, [&](std::string_view e) { connUpgrade |= iequals(e, "upgrade"); });
-    if (connUpgrade) {
-      ex_->upgrade = "websocket";
-      h.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
-    }
-  }
-  h.append("Via: 1.").append(req.versionMinor == 0 ? "0 " : "1 ").append(cfg.visibleHostname).append(" (sekisho/" SEKISHO_VERSION ")\r\n");
+  HeadWriter fields(h);
+  writeFields(ex_->requestFilters, req.headers, fields);
+  ex_->upgrade = ex_->fwdRequest.upgrade();
   if (req.body == BodyKind::ContentLength) h.append("Content-Length: ").append(std::to_string(req.contentLength)).append("\r\n");
   if (req.body == BodyKind::Chunked) h.append("Transfer-Encoding: chunked\r\n");
   h.append("\r\n");
@@ -970,23 +960,16 @@ void ClientConn::sendResponseHead() {
   std::string h;
   h.reserve(resp.storage.size + 128);
   h.append("HTTP/1.1 ").append(std::to_string(resp.status)).append(" ").append(resp.reason).append("\r\n");
-  bool sentLength = false;
-  for (const auto& f : resp.headers.items) {
-    if (http::isHopByHop(f.name)) continue;
-    if (iequals(f.name, "content-length")) {
-      if (resp.body == BodyKind::Chunked || resp.body == BodyKind::CloseDelimited || sentLength) continue;
-      sentLength = true;
-    }
-    bool named = false;
-    for (const auto& c : resp.headers.items) {
-      if (!iequals(c.name, "connection")) continue;
-      forEachListElement(c.value, [&](std::string_view e) { named |= iequals(e, f.name); });
-    }
-    if (named) continue;
-    if (iequals(f.name, "content-type")) ex_->contentType.assign(f.value);
-    h.append(f.name).append(": ").append(f.value).append("\r\n");
+  ex_->fwdResponse.setVia(w_.viaBy());
+  if (ex_->responseFilters.empty()) ex_->responseFilters.add(&ex_->fwdResponse);
+  for (ResponseFilter* f : ex_->responseFilters) {
+    HeadAction a = f->begin(req, resp);
+    if (a.status != HeadStatus::Continue)  // Hold needs a body filter; none exists yet: answer
+      return respondError(a.answer.status ? a.answer.status : 502, a.answer.reason, a.answer.detail);
   }
-  h.append("Via: 1.").append(resp.versionMinor == 0 ? "0 " : "1 ").append(cfg.visibleHostname).append(" (sekisho/" SEKISHO_VERSION ")\r\n");
+  HeadWriter fields(h);
+  writeFields(ex_->responseFilters, resp.headers, fields);
+  if (const http::Header* ct = resp.headers.find("content-type")) ex_->contentType.assign(ct->value);
   if (outChunked) h.append("Transfer-Encoding: chunked\r\n");
   if (closeAfter_)
     h.append("Connection: close\r\n");

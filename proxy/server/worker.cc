@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "proxy/base/log.h"
+#include "version.h"
 #include "proxy/server/client_conn.h"
 
 namespace sekisho::server {
@@ -363,6 +364,14 @@ bool Worker::adoptInner(BevPtr bev, const InnerTarget& target) {
 ClientConn* Worker::findConn(uint64_t connId) const {
   auto it = conns_.find(connId);
   return it == conns_.end() ? nullptr : it->second;
+}
+
+std::string_view Worker::viaBy() {
+  if (viaFor_ != cfg_.get()) {
+    viaBy_ = cfg_->visibleHostname + " (sekisho/" SEKISHO_VERSION ")";
+    viaFor_ = cfg_.get();
+  }
+  return viaBy_;
 }
 
 Judge* Worker::findJudge(uint64_t connId) const {

@@ -94,6 +94,9 @@ class Worker {
   // ---- loop-thread API for connections ----
   event_base* base() const { return base_.get(); }
   const config::ConfigPtr& config() const { return cfg_; }
+  // How our Via entries name this proxy: "<visible hostname> (sekisho/<version>)", made again
+  // only when the configuration changed.
+  std::string_view viaBy();
   accesslog::AccessLog* accessLog() const { return log_.get(); }
   // The reputation store in force (replaced whole on reload; a request keeps the one it began with).
   const reputation::EmbeddedStore* reputation() const { return reputation_.get(); }
@@ -171,6 +174,8 @@ class Worker {
   std::unique_ptr<DirectFlush> flush_;  // direct TLS writes on this loop (direct_flush.h)
   std::vector<ListenerPtr> listeners_;
   std::unordered_map<uint64_t, ClientConn*> conns_;
+  std::string viaBy_;
+  const config::Config* viaFor_ = nullptr;  // the configuration viaBy_ was made from
   std::vector<ClientConn*> reap_;
   std::list<ClientConn*> idle_;  // markIdle; front = idle longest
   uint64_t lastReclaimLogMs_ = 0;
