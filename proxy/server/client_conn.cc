@@ -208,7 +208,7 @@ ClientConn::ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const ne
   timer_.reset(evtimer_new(w_.base(), &ClientConn::timerCb, this));
 }
 
-ClientConn::ClientConn(Worker& worker, uint64_t id, BevPtr bev, const InnerTarget& target)
+ClientConn::ClientConn(Worker& worker, uint64_t id, BevPtr bev, const h2::InnerTarget& target)
     : w_(worker), id_(id), peer_(target.peer), allowed_(true), judge_(worker, id) {
   client_ = std::move(bev);
   timer_.reset(evtimer_new(w_.base(), &ClientConn::timerCb, this));
@@ -312,7 +312,7 @@ size_t ClientConn::bufLimit() const {
 void ClientConn::freeUpstream() {
   if (ex_ && ex_->up) {
     bufferevent_setcb(ex_->up.get(), nullptr, nullptr, nullptr, nullptr);
-    // A channel's H2Origin learns that the exchange is over only through an explicit EOF.
+    // A channel's h2::H2Origin learns that the exchange is over only through an explicit EOF.
     if (ex_->upH2) {
       bufferevent_flush(ex_->up.get(), EV_WRITE, BEV_FINISHED);
       w_.h2Origins().forget(ex_->up.get());
@@ -718,7 +718,7 @@ void ClientConn::connectUpstream() {
   bool unsafe = !http::isIdempotent(ex_->req.method);
   // An HTTP/2 client's request goes as a stream on an HTTP/2 origin connection when there is one.
   if (!isConnect && !ex_->retried && bump_ && inner_ && w_.config()->tls.http2) {
-    if (H2Origin* o = w_.h2Origins().find(bump_->poolKey))
+    if (h2::H2Origin* o = w_.h2Origins().find(bump_->poolKey))
       if (BevPtr ch = o->open(unsafe, windowBudget_)) return useH2Channel(std::move(ch), true);
   }
   if (!isConnect && !ex_->retried) {
@@ -841,7 +841,7 @@ void ClientConn::pumpRequestBody() {
   if (!ex_ || !ex_->up || ex_->reqDone) return;
   if (ex_->upH2 && w_.h2Origins().held(ex_->up.get())) {
     // A request that will not be retried, on an h2 connection the origin has been silent on: the
-    // body stays with the client until the origin is heard (H2Origin wakes us with a write event);
+    // body stays with the client until the origin is heard (h2::H2Origin wakes us with a write event);
     // if it is never heard, nothing of it was sent and it goes on a new connection.
     bufferevent_disable(client_.get(), EV_READ);
     clientPaused_ = Paused::OutFull;
@@ -1374,7 +1374,7 @@ void ClientConn::onBumpHello(bool timedOut) {
       if (!ex_->up) {
         std::string key = UpstreamPool::tlsKey(ex_->dest, bumpName_);
         if (helloOffersH2_ && cfg.tls.http2)
-          if (H2Origin* o = w_.h2Origins().find(key)) return finishBump(o->ssl());  // verified when it opened
+          if (h2::H2Origin* o = w_.h2Origins().find(key)) return finishBump(o->ssl());  // verified when it opened
         if (BevPtr pooled = w_.pool().take(key)) {
           ex_->up = std::move(pooled);
           ex_->upTls = true;
@@ -1541,8 +1541,8 @@ void ClientConn::verifyBumpUpstream() {
     return respondError(502, Reason::UpstreamCertInvalid, detail);
   }
   if (ex_->req.method == "CONNECT") return finishBump(ssl);
-  if (alpnIsH2(ssl)) {  // a new connection for an HTTP/2 client's request, and the origin chose h2
-    H2Origin* o = w_.h2Origins().add(UpstreamPool::tlsKey(ex_->dest, bumpName_), std::move(ex_->up));
+  if (h2::alpnIsH2(ssl)) {  // a new connection for an HTTP/2 client's request, and the origin chose h2
+    h2::H2Origin* o = w_.h2Origins().add(UpstreamPool::tlsKey(ex_->dest, bumpName_), std::move(ex_->up));
     BevPtr ch = o ? o->open(false, windowBudget_) : nullptr;
     if (!ch) return respondError(502, Reason::UpstreamTlsFailed, "the HTTP/2 connection to the origin could not start");
     return useH2Channel(std::move(ch), false);
@@ -1588,7 +1588,7 @@ void ClientConn::finishBump(SSL* upSsl) {
   // worker's HTTP/2 connection to it. (None when the CONNECT was served by an existing one.)
   if (BevPtr up = std::move(ex_->up)) {
     bufferevent_setcb(up.get(), nullptr, nullptr, nullptr, nullptr);
-    if (alpnIsH2(upSsl))
+    if (h2::alpnIsH2(upSsl))
       w_.h2Origins().add(b->poolKey, std::move(up));
     else
       w_.pool().put(b->poolKey, std::move(up));
@@ -1610,14 +1610,14 @@ bool ClientConn::clientAlpnIsH2() const {
 // The client chose HTTP/2: from here the session speaks for the connection, and each stream is a
 // request on an inner connection that takes the ordinary bumped request path.
 void ClientConn::startH2() {
-  InnerTarget t;
+  h2::InnerTarget t;
   t.host = bump_->host;
   t.port = bump_->port;
   t.dest = bump_->dest;
   t.poolKey = bump_->poolKey;
   t.peer = peer_;
   t.windowBudget = std::make_shared<uint64_t>(0);
-  h2_ = std::make_unique<H2Session>(w_, client_.get(), std::move(t));
+  h2_ = std::make_unique<h2::H2Session>(w_, client_.get(), std::move(t));
   setState(ConnState::H2);
   w_.metrics().h2Sessions.fetch_add(1, std::memory_order_relaxed);
   Worker* w = &w_;

@@ -46,7 +46,7 @@
 #include "proxy/net/address.h"
 #include "proxy/server/admit.h"
 #include "proxy/server/body_pump.h"
-#include "proxy/server/h2_session.h"
+#include "proxy/server/h2/h2_session.h"
 #include "proxy/server/judge.h"
 #include "proxy/server/metrics.h"
 #include "proxy/server/splice_tunnel.h"
@@ -70,7 +70,7 @@ class ClientConn {
   ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer, bool allowed);
   // An inner connection of an HTTP/2 session: `bev` is its end of a bufferevent pair, and every
   // request on it addresses `target` (the intercepted origin), as inside a bumped HTTP/1.1 connection.
-  ClientConn(Worker& worker, uint64_t id, BevPtr bev, const InnerTarget& target);
+  ClientConn(Worker& worker, uint64_t id, BevPtr bev, const h2::InnerTarget& target);
   ~ClientConn();
   ClientConn(const ClientConn&) = delete;
   ClientConn& operator=(const ClientConn&) = delete;
@@ -185,7 +185,7 @@ class ClientConn {
   Paused upPaused_ = Paused::No;      // upstream reads paused because client output is full
   bool allowed_;
   bool headStarted_ = false;   // a byte of the current request head has arrived
-  std::shared_ptr<uint64_t> windowBudget_;  // an HTTP/2 stream's: its session's (InnerTarget)
+  std::shared_ptr<uint64_t> windowBudget_;  // an HTTP/2 stream's: its session's (h2::InnerTarget)
   std::shared_ptr<ClientCounts> countedIn_;  // this connection is counted there (Worker::accept)
   std::string peerIp_;         // peer_ as text, made once (peerIp())
   const std::string& peerIp() {
@@ -213,7 +213,7 @@ class ClientConn {
     bool clientHandshakeDone = false;
   };
   std::unique_ptr<Bump> bump_;
-  std::unique_ptr<H2Session> h2_;
+  std::unique_ptr<h2::H2Session> h2_;
   bool inner_ = false;  // an HTTP/2 stream's connection (no socket of its own)
   Judge judge_;  // this connection's reputation lookups (judge.h)
   std::string bumpName_;        // BumpUpstream: the name sent as SNI and verified

@@ -107,7 +107,7 @@ Result<std::shared_ptr<const reputation::EmbeddedStore>> openReputation(const co
 // offers, nothing weaker), HTTP/1.1 by ALPN, no renegotiation.
 int selectAlpn(SSL* ssl, const unsigned char** out, unsigned char* outLen, const unsigned char* in, unsigned inLen,
                void*) {
-  // h2 only on intercepted connections (translated to HTTP/1.1 by H2Session); block and error
+  // h2 only on intercepted connections (translated to HTTP/1.1 by h2::H2Session); block and error
   // pages over TLS speak HTTP/1.1.
   static const unsigned char kH2Http11[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};

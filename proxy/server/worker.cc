@@ -350,7 +350,7 @@ void Worker::accept(evutil_socket_t fd, sockaddr* sa, int len) {
   c->start();
 }
 
-bool Worker::adoptInner(BevPtr bev, const InnerTarget& target) {
+bool Worker::adoptInner(BevPtr bev, const h2::InnerTarget& target) {
   if (draining_ || conns_.size() >= cfg_->limits.maxConnections) return false;
   uint64_t id = nextConnId_++;
   auto* c = new ClientConn(*this, id, std::move(bev), target);

@@ -29,8 +29,8 @@
 #include "proxy/server/metrics.h"
 #include "proxy/server/resolver.h"
 #include "proxy/server/direct_flush.h"
-#include "proxy/server/h2_session.h"
-#include "proxy/server/h2_origin.h"
+#include "proxy/server/h2/h2_session.h"
+#include "proxy/server/h2/h2_origin.h"
 #include "proxy/server/upstream_pool.h"
 #include "tls-mitm/origin_tls.h"
 #include "tls-mitm/remembered_hosts.h"
@@ -109,7 +109,7 @@ class Worker {
   std::string redisState() const;
   Resolver& resolver() { return *resolver_; }
   UpstreamPool& pool() { return pool_; }
-  H2Origins& h2Origins() { return h2origins_; }
+  h2::H2Origins& h2Origins() { return h2origins_; }
   Metrics& metrics() { return metrics_; }
   const DirectFlush* directFlush() const { return flush_.get(); }
   const SharedFacts& facts() const { return *facts_; }
@@ -119,7 +119,7 @@ class Worker {
   Judge* findJudge(uint64_t connId) const;  // that connection's, for a late store answer (judge.h)
   // Starts an inner connection for one HTTP/2 stream on `bev` (its end of a pair); false when
   // the worker is at its connection limit or shutting down.
-  bool adoptInner(BevPtr bev, const InnerTarget& target);
+  bool adoptInner(BevPtr bev, const h2::InnerTarget& target);
   // Deferred delete: the connection is freed on the loop's next turn, never inside its callback.
   void release(ClientConn* conn);
   // Client connections waiting for a request with nothing of it read (new or keep-alive idle),
@@ -170,7 +170,7 @@ class Worker {
   std::unique_ptr<Resolver> resolver_;
   Metrics metrics_;    // before pool_, which writes its gauge until destroyed
   UpstreamPool pool_;
-  H2Origins h2origins_{*this};  // HTTP/2 origin connections (after metrics_: writes its gauge)
+  h2::H2Origins h2origins_{*this};  // HTTP/2 origin connections (after metrics_: writes its gauge)
   std::unique_ptr<DirectFlush> flush_;  // direct TLS writes on this loop (direct_flush.h)
   std::vector<ListenerPtr> listeners_;
   std::unordered_map<uint64_t, ClientConn*> conns_;

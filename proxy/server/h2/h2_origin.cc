@@ -1,4 +1,4 @@
-#include "proxy/server/h2_origin.h"
+#include "proxy/server/h2/h2_origin.h"
 
 #include <vector>
 
@@ -18,7 +18,7 @@
 #include "proxy/server/body_pump.h"
 #include "proxy/server/worker.h"
 
-namespace sekisho::server {
+namespace sekisho::server::h2 {
 
 namespace {
 constexpr size_t kMaxResponseHeaderBytes = 64 * 1024;  // names, values and 32 bytes each (RFC 9113 §6.5.2)
@@ -722,4 +722,4 @@ size_t H2Origins::size() const {
   return n;
 }
 
-}  // namespace sekisho::server
+}  // namespace sekisho::server::h2

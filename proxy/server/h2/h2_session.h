@@ -25,8 +25,12 @@
 #include "proxy/server/metrics.h"
 
 namespace sekisho::server {
-
 class Worker;
+}  // namespace sekisho::server::h2
+
+// HTTP/2 on both sides of an intercepted connection (nghttp2); every stream becomes one
+// HTTP/1.1 exchange on the ordinary request path.
+namespace sekisho::server::h2 {
 
 // Where the inner connections send their requests: the verified origin of the CONNECT.
 struct InnerTarget {
@@ -112,4 +116,4 @@ class H2Session {
   std::function<void()> resume_;
 };
 
-}  // namespace sekisho::server
+}  // namespace sekisho::server::h2

@@ -1,4 +1,4 @@
-#include "proxy/server/h2_session.h"
+#include "proxy/server/h2/h2_session.h"
 
 #include <event2/buffer.h>
 #include <sys/mman.h>
@@ -13,7 +13,7 @@
 #include "proxy/http1/parser.h"
 #include "proxy/server/worker.h"
 
-namespace sekisho::server {
+namespace sekisho::server::h2 {
 
 namespace {
 constexpr size_t kMaxRequestHeaderBytes = 64 * 1024;  // per stream, names and values together
@@ -469,4 +469,4 @@ ssize_t H2Session::readBody(nghttp2_session*, int32_t, uint8_t* buf, size_t leng
   return n;
 }
 
-}  // namespace sekisho::server
+}  // namespace sekisho::server::h2

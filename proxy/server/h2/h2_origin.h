@@ -48,8 +48,12 @@
 #include "proxy/base/handles.h"
 
 namespace sekisho::server {
-
 class Worker;
+}  // namespace sekisho::server::h2
+
+// HTTP/2 on both sides of an intercepted connection (nghttp2); every stream becomes one
+// HTTP/1.1 exchange on the ordinary request path.
+namespace sekisho::server::h2 {
 
 class H2Origin {
  public:
@@ -186,4 +190,4 @@ class H2Origins {
 
 bool alpnIsH2(SSL* ssl);
 
-}  // namespace sekisho::server
+}  // namespace sekisho::server::h2
