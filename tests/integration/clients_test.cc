@@ -501,6 +501,9 @@ class ProxyClients : public ProxyTest {
                   "-cp", env_.path("java"), "Clients", kind, url, r.bodyFile, "127.0.0.1", pp};
         issuerOf(r, mode, "CN=");
         if (std::string(kind) == "urlconnection") r.stdoutHas.push_back("via proxy: true");
+        // HttpClient prefers h2: it gets it where the proxy mints the leaf and offers ALPN h2.
+        if (std::string(kind) == "httpclient")
+          r.stdoutHas.push_back(mode == Mode::Intercept ? "version: HTTP_2" : "version: HTTP_1_1");
         out.push_back(r);
       }
     }
