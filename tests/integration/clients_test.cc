@@ -397,7 +397,6 @@ class ProxyClients : public ProxyTest {
       r.expectBody = testorigin::patternString(n);
       r.bodyFile = env_.path(r.name + ".body");
       std::string path = "/size/" + std::to_string(n) + "?row=" + r.name;
-      r.argv = {};
       expectRequest(r, mode, base, authority, path);
       return std::make_pair(r, base + path);
     };
