@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages Sekisho needs for one purpose:
 #   --build    compilers, CMake/Ninja and the -dev libraries (default)
 #   --test     --build plus what the tests drive: clang/libFuzzer, redis, nginx, curl, nghttp,
-#              openssl, python3, headless chromium
+#              openssl, python3, headless chromium, and the real clients of the client matrix
+#              (tests/integration/clients_test.cc, docs/CLIENTS.md)
 #   --runtime  only the shared libraries the binary loads (the Docker image's last stage)
 # Idempotent: when every package is already installed it changes nothing and needs no root.
 # Otherwise it runs `apt-get update` once and installs what is missing, as root or through sudo.
@@ -21,6 +22,10 @@ build_pkgs=(
 test_pkgs=(
   clang libclang-rt-14-dev redis-server nginx-light curl python3 openssl nghttp2-client
   chromium chromium-driver libnss3-tools fonts-noto-cjk procps
+  # the client matrix: wget, git, Python urllib/requests/httpx/pip, Java 17 (javac, keytool),
+  # Node.js with undici, HTTPie, aria2, Perl LWP
+  wget git python3-requests python3-httpx python3-pip openjdk-17-jdk-headless
+  nodejs node-undici httpie aria2 libwww-perl liblwp-protocol-https-perl
 )
 # libevent's pkg-config files link libevent_core/extra/openssl/pthreads and libevent itself;
 # curl is for the image's HEALTHCHECK.

@@ -53,9 +53,12 @@
 //                unmasked with the same opcode and FIN bit, a ping gets a pong, a close frame is
 //                answered with a close frame and the connection closed; an unmasked client frame
 //                or unknown opcode gets close 1002.
-//   /static/NAME the file DIR/NAME of --static-dir (no '/' in NAME); Content-Type
-//                application/pkix-cert for .der (an AIA server), application/x-pem-file for .pem
-//                and .crt, application/octet-stream otherwise; 404 when missing.
+//   /static/PATH the file DIR/PATH of --static-dir; PATH may name subdirectories (a package
+//                index, a git repository served with the dumb protocol), but no segment may be
+//                empty or start with '.' (so no "..", no dot files); a PATH that ends in '/' or
+//                names a directory serves its index.html. Content-Type application/pkix-cert for
+//                .der (an AIA server), application/x-pem-file for .pem and .crt, text/html for
+//                .html, application/octet-stream otherwise; 404 when missing.
 // Any endpoint takes h=Name:Value (percent-encoded, repeatable) to add a response header.
 // HEAD gets the GET head without a body. `Expect: 100-continue` on a request with a body gets an
 // interim 100 Continue before the body is read.
@@ -96,6 +99,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -1316,9 +1320,20 @@ class Conn {
     if (path.rfind("/static/", 0) == 0) {
       std::string name = path.substr(8);
       const std::string& dir = options().staticDir;
-      // Only plain names inside DIR: no '/', no dot files (so no "..").
-      if (dir.empty() || name.empty() || name.find('/') != std::string::npos || name[0] == '.') {
-        return finish(404, {{"Content-Type", "text/plain"}}, "no such file\n");
+      // Only names inside DIR: every '/'-separated segment non-empty and not a dot file (so no
+      // ".."); a trailing '/' (or a directory) means its index.html.
+      bool safe = !dir.empty() && !name.empty();
+      for (size_t at = 0; safe && at < name.size();) {
+        size_t slash = name.find('/', at);
+        size_t end = slash == std::string::npos ? name.size() : slash;
+        if (end == at || name[at] == '.') safe = false;
+        at = slash == std::string::npos ? name.size() : slash + 1;
+      }
+      if (!safe) return finish(404, {{"Content-Type", "text/plain"}}, "no such file\n");
+      if (name.back() == '/') {
+        name += "index.html";
+      } else if (struct stat st{}; ::stat((dir + "/" + name).c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+        name += "/index.html";
       }
       std::ifstream in(dir + "/" + name, std::ios::binary);
       if (!in) return finish(404, {{"Content-Type", "text/plain"}}, "no such file\n");
@@ -1328,6 +1343,7 @@ class Conn {
       };
       const char* type = endsWith(".der")                       ? "application/pkix-cert"
                          : endsWith(".pem") || endsWith(".crt") ? "application/x-pem-file"
+                         : endsWith(".html")                    ? "text/html"
                                                                 : "application/octet-stream";
       return finish(200, {{"Content-Type", type}}, body);
     }
