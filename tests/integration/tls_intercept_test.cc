@@ -185,7 +185,8 @@ TEST_F(TlsIntercept, Http10ConnectGovernsOnlyTheConnectExchange) {
       "reputation:\n  lists: [{file: block.txt, format: domains, category: malware}]\n", ", no_intercept: [localhost]"));
   std::string port = std::to_string(origin->port());
   const char* heads[] = {"CONNECT {} HTTP/1.0\r\n\r\n", "CONNECT {} HTTP/1.0\r\nProxy-Connection: close\r\n\r\n",
-                         "CONNECT {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n"};
+                         "CONNECT {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                         "CONNECT {} HTTP/1.0\r\nMax-Forwards: 0\r\nVia: 1.0 elsewhere\r\n\r\n"};
   for (const char* head : heads) {
     SCOPED_TRACE(std::string("intercepted after ") + head);
     TlsOptions o;
@@ -200,6 +201,12 @@ TEST_F(TlsIntercept, Http10ConnectGovernsOnlyTheConnectExchange) {
       EXPECT_EQ(r.body.size(), 1000u);
       EXPECT_NE(r.header("connection").value_or(""), "close") << r.summary();
     }
+    // Nothing of the CONNECT's own fields (Via, Max-Forwards) reaches the origin with the request.
+    Response echo = t->roundTrip(get("good.pki.test", origin->port(), "/echo"));
+    ASSERT_EQ(echo.status, 200) << echo.summary();
+    EXPECT_NE(echo.body.find("Via: 1.1 sekisho-test"), std::string::npos) << echo.body;
+    EXPECT_EQ(echo.body.find("elsewhere"), std::string::npos) << echo.body;
+    EXPECT_EQ(echo.body.find("Max-Forwards"), std::string::npos) << echo.body;
     // An HTTP/1.0 request inside still ends the connection after its answer: its own rules.
     Response last = t->roundTrip("GET /size/10 HTTP/1.0\r\nHost: good.pki.test:" + port + "\r\n\r\n");
     EXPECT_EQ(last.status, 200) << last.summary();
