@@ -1,4 +1,5 @@
 #include "proxy/server/client_conn.h"
+#include "proxy/server/bev_io.h"
 #include "proxy/server/direct_flush.h"
 #include "proxy/server/filter.h"
 #include "proxy/server/forward_headers.h"
@@ -41,43 +42,11 @@ namespace {
 constexpr milliseconds kDrainTimeout{5000};  // flushing a final response
 constexpr milliseconds kLingerTimeout{2000};  // reading and discarding after our final response
 constexpr size_t kLingerMaxBytes = 1 << 20;
-// Bytes per read(2)/write(2) on a busy stream: libevent's default of 16 KiB costs four times the
-// system calls and callbacks for large bodies; reads stay bounded by the read watermark.
-constexpr ssize_t kMaxIo = 128 * 1024;
-
-// A TLS bufferevent reserves its whole single-read size in its input before each SSL_read and
-// keeps what SSL_read did not fill (an empty chain that outlives the request, since libevent
-// drains nothing from an empty buffer): with kMaxIo that was a 256 KiB chain per idle
-// intercepted connection. One record's plaintext at most per read, sized so the chain and
-// libevent's header fit in 16 KiB.
-constexpr ssize_t kTlsMaxRead = 16 * 1024 - 256;
-// While a TLS client connection is idle its filter reserves this much (a 1 KiB chain) instead.
-constexpr ssize_t kTlsIdleRead = 512;
 // An idle TLS client connection is trimmed (trimIdleBuffers) after this long.
 constexpr milliseconds kIdleTrimAfter{1000};
-// The origin side (OpenSSL on the socket) reserves only when its socket is readable, and what it
-// reads is moved on whole, so it can take a full record: at 16 KiB - 256 every full 16 KiB record
-// came out as two SSL_reads, two chains and so two records to the client (16,128 + 256 bytes).
-constexpr ssize_t kOriginTlsMaxRead = 32 * 1024 - 256;
-// A small response body that has arrived with its head goes out in the same write as the head.
-constexpr size_t kCoalesceBody = 8 * 1024;
 // A request that will not be retried reuses only an origin connection parked less than this long
 // ago: shorter than any common keep-alive timeout (Apache and Node.js 5 s, nginx 75 s).
 constexpr milliseconds kUnsafeReuseWithin{2000};
-
-void tuneBev(bufferevent* bev, size_t bufferBytes) {
-  ssize_t maxRead = kMaxIo;
-  if (bufferevent_openssl_get_ssl(bev)) maxRead = bufferevent_get_underlying(bev) ? kTlsMaxRead : kOriginTlsMaxRead;
-  bufferevent_set_max_single_read(bev, maxRead);
-  bufferevent_set_max_single_write(bev, kMaxIo);
-  bufferevent_setwatermark(bev, EV_READ, 0, bufferBytes);
-  bufferevent_setwatermark(bev, EV_WRITE, bufferBytes / 2, 0);
-}
-
-void setNoDelay(evutil_socket_t fd) {
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
 
 Reason reasonForParse(ErrKind k) {
   switch (k) {
@@ -90,93 +59,19 @@ Reason reasonForParse(ErrKind k) {
   }
 }
 
-void addStr(evbuffer* b, std::string_view s) { evbuffer_add(b, s.data(), s.size()); }
-
-// Writes what a bufferevent's output holds right away, while its write event is off, and turns
-// the event on only for what the socket would not take. Most responses leave in one writev with
-// no epoll change at all (libevent would add and remove EPOLLOUT for each of them).
-bool isTlsBev(bufferevent* bev) { return bufferevent_openssl_get_ssl(bev) != nullptr; }
-
-void kick(bufferevent* bev) {
-  evbuffer* out = bufferevent_get_output(bev);
-  if (evbuffer_get_length(out) == 0) return;
-  if (isTlsBev(bev) && !bufferevent_get_underlying(bev)) {
-    // OpenSSL on the socket itself (the origin side): run its write event in this loop pass.
-    // Adding the bytes queued EPOLLOUT; once they are written the event is deleted again in the
-    // same pass, and the epoll changelist turns the pair into no system call at all.
-    bufferevent_enable(bev, EV_WRITE);
-    event_active(&bev->ev_write, EV_WRITE, 1);
-    return;
-  }
-  if (bufferevent_get_enabled(bev) & EV_WRITE) return;
-  if (isTlsBev(bev) || bufferevent_getfd(bev) < 0) {  // TLS or a pair: no socket to write to here
-    bufferevent_enable(bev, EV_WRITE);
-    return;
-  }
-  DirectFlush::writeOut(out, bufferevent_getfd(bev));  // errors surface through the write event below
-  if (evbuffer_get_length(out) > 0) bufferevent_enable(bev, EV_WRITE);
-}
-
-// Records OpenSSL read ahead from the origin (up to 64 KiB per read(), see origin_tls.cc) but has
-// not decrypted yet. bufferevent_openssl reads one record at a time and then waits for the
-// socket, which stays quiet while whole records wait inside OpenSSL; and when the input
-// drains below its watermark it only re-arms the socket event. So every callback that may
-// have consumed upstream input ends with pokeTlsPending(), which runs the read event now.
-bool tlsPending(bufferevent* bev) {
-  SSL* ssl = bufferevent_openssl_get_ssl(bev);
-  return ssl && SSL_has_pending(ssl);
-}
-
-void pokeTlsPending(bufferevent* bev) {
-  if ((bufferevent_get_enabled(bev) & EV_READ) && tlsPending(bev)) event_active(&bev->ev_read, EV_READ, 1);
-}
-
-// Takes one record that OpenSSL holds whole (read ahead) into the input now, as the bufferevent's
-// own read would on a later loop turn; a body streaming from the origin then leaves for the
-// client with several records per write instead of one loop turn and one writev per record.
-// Anything but a record read (a partial record, close_notify, an alert, an error) is left to
-// libevent's read, which meets the same state and reports it: its read event is activated.
-bool takeBufferedRecord(bufferevent* bev) {
-  if (!(bufferevent_get_enabled(bev) & EV_READ) || !tlsPending(bev)) return false;
-  SSL* ssl = bufferevent_openssl_get_ssl(bev);
-  evbuffer* in = bufferevent_get_input(bev);
-  evbuffer_iovec v;
-  if (evbuffer_reserve_space(in, kOriginTlsMaxRead, &v, 1) != 1) return false;
-  ERR_clear_error();
-  int r = SSL_read(ssl, v.iov_base, int(v.iov_len));
-  if (r <= 0) {
-    if (SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ) event_active(&bev->ev_read, EV_READ, 1);
-    ERR_clear_error();
-    return false;
-  }
-  v.iov_len = size_t(r);
-  evbuffer_commit_space(in, &v, 1);
-  return true;
-}
-
-// Called from a write callback: the output has drained, so the event goes off again.
-void quietIfEmpty(bufferevent* bev) {
-  if (isTlsBev(bev)) return;  // TLS keeps its write side on
-  if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) bufferevent_disable(bev, EV_WRITE);
-}
 }  // namespace
 
 struct ClientConn::Exchange {
+  explicit Exchange(RelayLink& link) : relay(link) {}
   http::RequestHead req;
-  http::ResponseHead resp;
-  bool haveResp = false;        // a final (non-1xx) response head was parsed
   bool respHeadSent = false;    // bytes of a response went to the client
-  bool reqDone = false;         // the request body has been fully forwarded (or there is none)
-  bool respDone = false;
   bool upReused = false;        // the upstream came from the pool
   bool retried = false;
   bool fdRetried = false;       // connecting again after making room for a descriptor
-  BodyPump reqPump, respPump;
   std::vector<net::SocketAddr> addrs;
   size_t addrIndex = 0;
   net::SocketAddr dest;
   BevPtr up;
-  size_t upScanned = 0;
   double startEpoch = 0;
   uint64_t startMs = 0;
   uint64_t headBytesToClient = 0;
@@ -189,16 +84,11 @@ struct ClientConn::Exchange {
   bool upTls = false;           // `up` is a verified TLS connection (intercepted requests)
   bool upH2 = false;            // `up` is a channel to an HTTP/2 origin connection (h2_origin.h)
   int64_t maxForwards = -1;     // TRACE/OPTIONS: the Max-Forwards received (sent on less one)
-  std::string upgrade;          // a WebSocket upgrade asked for ("websocket"), passed upstream
   std::string contentType;
   uint64_t tunnelToClient = 0;
   std::unique_ptr<SpliceTunnel> splice;  // set once the tunnel runs on splice(2)
   bool logged = false;
-  // The exchange's filter chains (filter.h): the built-in header rewriting first.
-  ForwardRequestHeaders fwdRequest;
-  ForwardResponseHeaders fwdResponse;
-  FilterList<RequestFilter> requestFilters;
-  FilterList<ResponseFilter> responseFilters;
+  Relay relay;                  // the HTTP exchange once an upstream is ready (relay.h)
 };
 
 ClientConn::ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer, bool allowed)
@@ -248,7 +138,7 @@ void ClientConn::clientWriteCb(bufferevent*, void* arg) {
   c->pokeUpstream();
 }
 bool ClientConn::streamingResponse() const {
-  return state_ == ConnState::Relay && ex_ && ex_->up && ex_->haveResp && !ex_->respDone && upPaused_ == Paused::No;
+  return state_ == ConnState::Relay && ex_ && ex_->up && ex_->relay.streaming();
 }
 void ClientConn::pokeUpstream() {
   if (state_ != ConnState::Closed && ex_ && ex_->up) pokeTlsPending(ex_->up.get());
@@ -323,6 +213,7 @@ void ClientConn::freeUpstream() {
     ex_->upTls = false;
     ex_->up.reset();
   }
+  if (ex_) ex_->relay.upstreamGone();
   upPaused_ = Paused::No;
 }
 
@@ -385,7 +276,7 @@ void ClientConn::onClientReadable() noexcept {
       break;
     case ConnState::ReadHead: readHead(); break;
     case ConnState::Relay:
-      if (ex_ && !ex_->reqDone) pumpRequestBody();
+      if (ex_) ex_->relay.onClientReadable();
       break;
     case ConnState::Tunnel: tunnelRelay(client_.get(), ex_->up.get(), clientPaused_); break;
     case ConnState::TlsBlockHello: onTlsBlockHello(); break;
@@ -423,7 +314,7 @@ void ClientConn::readHead() {
     bool lineTooLong = lineEnd == std::string_view::npos ? n > cfg.limits.maxRequestLine : lineEnd > cfg.limits.maxRequestLine;
     if (lineTooLong) {
       firstRequest_ = false;
-      ex_ = std::make_unique<Exchange>();
+      ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this));
       ex_->startEpoch = double(nowMs()) / 1000.0;
       ex_->startMs = nowMs();
       respondError(414, Reason::UriTooLong, "the request line is longer than " + std::to_string(cfg.limits.maxRequestLine) + " bytes");
@@ -431,7 +322,7 @@ void ClientConn::readHead() {
     }
     if (len >= limit) {
       firstRequest_ = false;
-      ex_ = std::make_unique<Exchange>();
+      ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this));
       ex_->startEpoch = double(nowMs()) / 1000.0;
       ex_->startMs = nowMs();
       respondError(431, Reason::HeadersTooLarge, "the request head is larger than " + std::to_string(limit) + " bytes");
@@ -446,7 +337,7 @@ void ClientConn::readHead() {
   firstRequest_ = false;
   w_.metrics().bytesFromClients.fetch_add(end, std::memory_order_relaxed);
   if (!parsed) {
-    ex_ = std::make_unique<Exchange>();
+    ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this));
     ex_->startEpoch = double(nowMs()) / 1000.0;
     ex_->startMs = nowMs();
     ex_->squidCode = "NONE_NONE";
@@ -468,7 +359,7 @@ const net::SocketAddr& ClientConn::localAddr() const {
 
 void ClientConn::handleRequest(http::RequestHead head) {
   const auto& cfg = *w_.config();
-  ex_ = std::make_unique<Exchange>();
+  ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this));
   ex_->req = std::move(head);
   ex_->startMs = nowMs();
   ex_->startEpoch = double(ex_->startMs) / 1000.0;
@@ -790,93 +681,32 @@ void ClientConn::onUpstreamConnected() {
     startRelay();
 }
 
-// ---------------------------------------------------------------- HTTP relay
+// ---------------------------------------------------------------- HTTP relay (relay.h)
 void ClientConn::startRelay() {
-  const auto& cfg = *w_.config();
-  auto& req = ex_->req;
   setState(ConnState::Relay);
-  evbuffer* out = bufferevent_get_output(ex_->up.get());
-
-  // Request line in origin-form, Host from the absolute URI (RFC 9112 §3.2.2).
-  std::string h;
-  h.reserve(req.storage.size + 128);
-  h.append(req.method).append(" ").append(req.path).append(" HTTP/1.1\r\nHost: ");
-  bool v6 = req.host.find(':') != std::string::npos;
-  if (v6) h.append("[");
-  h.append(req.host);
-  if (v6) h.append("]");
-  if (req.port != (bump_ ? 443 : 80)) h.append(":").append(std::to_string(req.port));
-  h.append("\r\n");
-  // The request's fields through its filters: hop-by-hop removal, Max-Forwards, the WebSocket
-  // upgrade and Via (forward_headers.h), then whatever the configuration adds.
-  ex_->fwdRequest.setVia(w_.viaBy());
-  ex_->fwdRequest.setMaxForwards(ex_->maxForwards);
-  if (ex_->requestFilters.empty()) ex_->requestFilters.add(&ex_->fwdRequest);  // once: a retry comes here again
-  for (RequestFilter* f : ex_->requestFilters) {
-    HeadAction a = f->begin(req);
-    if (a.status != HeadStatus::Continue)  // nothing has gone upstream yet: the page instead
-      return respondError(a.answer.status, a.answer.reason, a.answer.detail);
-  }
-  HeadWriter fields(h);
-  writeFields(ex_->requestFilters, req.headers, fields);
-  ex_->upgrade = ex_->fwdRequest.upgrade();
-  if (req.body == BodyKind::ContentLength) h.append("Content-Length: ").append(std::to_string(req.contentLength)).append("\r\n");
-  if (req.body == BodyKind::Chunked) h.append("Transfer-Encoding: chunked\r\n");
-  h.append("\r\n");
-  addStr(out, h);
-
-  ex_->reqPump.reset(req.body, req.contentLength, req.body == BodyKind::Chunked);
-  ex_->reqDone = ex_->reqPump.done();
-  armTimer(cfg.timeouts.firstByte);
-  touch();
-  if (!ex_->reqDone) {
-    bufferevent_enable(client_.get(), EV_READ);
-    pumpRequestBody();  // kicks
-  } else {
-    kick(ex_->up.get());
-  }
+  ex_->relay.start(ex_->req, ex_->maxForwards);
 }
 
-void ClientConn::pumpRequestBody() {
-  if (!ex_ || !ex_->up || ex_->reqDone) return;
-  if (ex_->upH2 && w_.h2Origins().held(ex_->up.get())) {
-    // A request that will not be retried, on an h2 connection the origin has been silent on: the
-    // body stays with the client until the origin is heard (h2::H2Origin wakes us with a write event);
-    // if it is never heard, nothing of it was sent and it goes on a new connection.
-    bufferevent_disable(client_.get(), EV_READ);
-    clientPaused_ = Paused::OutFull;
-    kick(ex_->up.get());  // the head goes over
-    return;
-  }
-  evbuffer* in = bufferevent_get_input(client_.get());
-  evbuffer* out = bufferevent_get_output(ex_->up.get());
-  uint64_t before = ex_->reqPump.bodyBytes();
-  PumpStatus st = ex_->reqPump.run(in, out, false);
-  w_.metrics().bytesFromClients.fetch_add(ex_->reqPump.bodyBytes() - before, std::memory_order_relaxed);
-  if (st == PumpStatus::Error) {
-    closeAfter_ = true;
-    if (!ex_->respHeadSent) return respondError(400, Reason::BadRequest, ex_->reqPump.error());
-    return abortExchange(Reason::BadRequest, ex_->reqPump.error());
-  }
-  kick(ex_->up.get());
-  if (st == PumpStatus::Done) {
-    ex_->reqDone = true;
-    // The rest of the input belongs to the next request: leave it until this one is answered.
-    return;
-  }
-  if (evbuffer_get_length(out) >= bufLimit()) {
-    bufferevent_disable(client_.get(), EV_READ);
-    clientPaused_ = Paused::OutFull;  // onUpstreamDrained resumes
-  }
+bufferevent* ClientConn::upstreamBev() { return ex_ ? ex_->up.get() : nullptr; }
+bool ClientConn::upstreamIsH2Channel() const { return ex_ && ex_->upH2; }
+
+void ClientConn::closeAfter(bool linger) {
+  closeAfter_ = true;
+  if (linger) linger_ = true;
+}
+
+void ClientConn::noteResponse(int status, std::string_view contentType, uint64_t headBytes) {
+  ex_->status = status;
+  if (!contentType.empty()) ex_->contentType.assign(contentType);
+  ex_->headBytesToClient = headBytes;
+  ex_->respHeadSent = true;
 }
 
 void ClientConn::onUpstreamDrained() noexcept {
   touch();
   if (ex_ && ex_->up) quietIfEmpty(ex_->up.get());
-  if (state_ == ConnState::Relay && clientPaused_ == Paused::OutFull) {
-    clientPaused_ = Paused::No;
-    bufferevent_enable(client_.get(), EV_READ);
-    pumpRequestBody();
+  if (state_ == ConnState::Relay) {
+    ex_->relay.onUpstreamDrained();
   } else if (state_ == ConnState::Tunnel) {
     if (clientPaused_ == Paused::OutFull) {
       clientPaused_ = Paused::No;
@@ -892,114 +722,9 @@ void ClientConn::onUpstreamReadable() noexcept {
   touch();
   if (state_ == ConnState::BumpHello) return enterTunnelAfterHello("server_first");
   if (state_ == ConnState::Relay)
-    readResponse();
+    ex_->relay.onUpstreamReadable();
   else if (state_ == ConnState::Tunnel)
     tunnelRelay(ex_->up.get(), client_.get(), upPaused_);
-}
-
-void ClientConn::readResponse() {
-  const auto& cfg = *w_.config();
-  evbuffer* in = bufferevent_get_input(ex_->up.get());
-  while (!ex_->haveResp) {
-    size_t len = evbuffer_get_length(in);
-    if (len == 0) return;
-    size_t n = std::min(len, cfg.limits.maxHeadBytes);
-    auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, ssize_t(n)));
-    std::string_view data(p, n);
-    size_t end = http1::findHeadEnd(data, ex_->upScanned);
-    if (end == 0) {
-      ex_->upScanned = n;
-      if (len >= cfg.limits.maxHeadBytes)
-        return respondError(502, Reason::BadResponse, "the origin's response head is larger than " + std::to_string(n) + " bytes");
-      return;
-    }
-    http1::Limits lim{cfg.limits.maxHeadBytes, cfg.limits.maxHeadBytes, cfg.limits.maxHeaders};
-    auto parsed = http1::parseResponseHead(data.substr(0, end), lim, ex_->req.method);
-    evbuffer_drain(in, end);
-    ex_->upScanned = 0;
-    if (!parsed) return respondError(502, Reason::BadResponse, parsed.error().detail);
-    if (parsed->status < 200) {
-      if (parsed->status == 101 && !ex_->upgrade.empty()) {
-        ex_->resp = std::move(*parsed);
-        return startUpgraded();
-      }
-      if (parsed->status == 101)
-        return respondError(502, Reason::BadResponse, "the origin switched protocols without being asked to");
-      // Interim responses go to HTTP/1.1 clients as they are (RFC 9110 §15.2).
-      if (ex_->req.versionMinor == 1) {
-        std::string line = "HTTP/1.1 " + std::to_string(parsed->status) + " " + std::string(parsed->reason) + "\r\n\r\n";
-        addStr(bufferevent_get_output(client_.get()), line);
-        kick(client_.get());
-      }
-      continue;
-    }
-    ex_->resp = std::move(*parsed);
-    ex_->haveResp = true;
-    sendResponseHead();
-  }
-  pumpResponseBody(false);
-}
-
-void ClientConn::sendResponseHead() {
-  const auto& cfg = *w_.config();
-  auto& resp = ex_->resp;
-  auto& req = ex_->req;
-  bool client11 = req.versionMinor == 1;
-  // Output framing: chunked only for HTTP/1.1 clients; a close-delimited response is re-framed
-  // chunked so the client connection survives; an HTTP/1.0 client gets raw bytes and a close.
-  bool outChunked = false;
-  switch (resp.body) {
-    case BodyKind::Chunked:
-    case BodyKind::CloseDelimited:
-      outChunked = client11;
-      if (!client11) closeAfter_ = true;
-      break;
-    default: break;
-  }
-  if (!ex_->reqDone) closeAfter_ = true;  // answered before the request body ended
-  std::string h;
-  h.reserve(resp.storage.size + 128);
-  h.append("HTTP/1.1 ").append(std::to_string(resp.status)).append(" ").append(resp.reason).append("\r\n");
-  ex_->fwdResponse.setVia(w_.viaBy());
-  if (ex_->responseFilters.empty()) ex_->responseFilters.add(&ex_->fwdResponse);
-  for (ResponseFilter* f : ex_->responseFilters) {
-    HeadAction a = f->begin(req, resp);
-    if (a.status != HeadStatus::Continue)  // Hold needs a body filter; none exists yet: answer
-      return respondError(a.answer.status ? a.answer.status : 502, a.answer.reason, a.answer.detail);
-  }
-  HeadWriter fields(h);
-  writeFields(ex_->responseFilters, resp.headers, fields);
-  if (const http::Header* ct = resp.headers.find("content-type")) ex_->contentType.assign(ct->value);
-  if (outChunked) h.append("Transfer-Encoding: chunked\r\n");
-  if (closeAfter_)
-    h.append("Connection: close\r\n");
-  else if (!client11)
-    h.append("Connection: keep-alive\r\n");
-  h.append("\r\n");
-  size_t headBytes = h.size();
-  ex_->respPump.reset(resp.body, resp.contentLength, outChunked);
-  ex_->respPump.takeWholeSmall(bufferevent_get_input(ex_->up.get()), h, kCoalesceBody);
-  addStr(bufferevent_get_output(client_.get()), h);
-  ex_->headBytesToClient = headBytes;
-  ex_->respHeadSent = true;
-  ex_->status = resp.status;
-  armTimer(cfg.timeouts.idle);
-}
-
-void ClientConn::pumpResponseBody(bool upstreamEnded) {
-  evbuffer* in = bufferevent_get_input(ex_->up.get());
-  evbuffer* out = bufferevent_get_output(client_.get());
-  PumpStatus st = ex_->respPump.run(in, out, upstreamEnded);
-  kick(client_.get());
-  if (st == PumpStatus::Error) return abortExchange(Reason::BadResponse, ex_->respPump.error());
-  if (st == PumpStatus::Done) {
-    ex_->respDone = true;
-    return finishExchange();
-  }
-  if (evbuffer_get_length(out) >= bufLimit()) {
-    bufferevent_disable(ex_->up.get(), EV_READ);
-    upPaused_ = Paused::OutFull;  // onClientDrained resumes
-  }
 }
 
 void ClientConn::onClientDrained() noexcept {
@@ -1008,11 +733,7 @@ void ClientConn::onClientDrained() noexcept {
   if (state_ != ConnState::Closed) quietIfEmpty(client_.get());
   switch (state_) {
     case ConnState::Relay:
-      if (upPaused_ == Paused::OutFull && ex_ && ex_->up) {
-        upPaused_ = Paused::No;
-        bufferevent_enable(ex_->up.get(), EV_READ);
-        pumpResponseBody(false);
-      }
+      if (ex_) ex_->relay.onClientDrained();
       break;
     case ConnState::Tunnel:
       if (upPaused_ == Paused::OutFull) {
@@ -1042,13 +763,11 @@ void ClientConn::onClientDrained() noexcept {
   }
 }
 
-void ClientConn::finishExchange() {
-  bool reusable = ex_->up && ex_->resp.keepAlive && ex_->reqDone && ex_->respDone &&
-                  evbuffer_get_length(bufferevent_get_input(ex_->up.get())) == 0 &&
-                  evbuffer_get_length(bufferevent_get_output(ex_->up.get())) == 0 && !tlsPending(ex_->up.get()) &&
-                  !w_.draining();
+// The relay's response is complete: the origin connection goes back to the pool when the
+// exchange left it clean (a channel carries one request: freeing it ends the h2 stream).
+void ClientConn::relayDone(bool upstreamReusable) {
   logExchange();
-  if (reusable && !ex_->upH2) {  // a channel carries one request: freeing it ends the h2 stream
+  if (upstreamReusable && ex_->up && !ex_->upH2) {
     bufferevent_setcb(ex_->up.get(), nullptr, nullptr, nullptr, nullptr);
     if (bump_ && ex_->upTls)
       w_.pool().put(bump_->poolKey, std::move(ex_->up));
@@ -1057,7 +776,7 @@ void ClientConn::finishExchange() {
   } else {
     freeUpstream();
   }
-  if (!ex_->reqDone) closeAfter_ = linger_ = true;
+  if (!ex_->relay.requestDone()) closeAfter_ = linger_ = true;
   enterReadHead();
 }
 
@@ -1097,12 +816,12 @@ void ClientConn::onUpstreamEvent(short what) noexcept {
   }
   if (state_ != ConnState::Relay) return;
   bool eof = (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR);
-  if (!ex_->haveResp) {
+  if (!ex_->relay.haveResponse()) {
     // A reused connection that the origin had already closed: retry once on a fresh one when
     // nothing of the request body has been consumed and the request may be sent twice (RFC 9112
     // §9.3.1: an idempotent method; the origin may have acted on anything else before it
     // closed), or when the origin cannot have seen it (an h2 stream it refused, h2_origin.h).
-    bool bodySent = ex_->reqPump.bodyBytes() > 0;
+    bool bodySent = ex_->relay.requestBodyBytes() > 0;
     bool mayRepeat = http::isIdempotent(ex_->req.method) || (ex_->upH2 && w_.h2Origins().unprocessed(ex_->up.get()));
     if (ex_->upReused && !ex_->retried && !bodySent && mayRepeat &&
         evbuffer_get_length(bufferevent_get_input(ex_->up.get())) == 0) {
@@ -1117,11 +836,7 @@ void ClientConn::onUpstreamEvent(short what) noexcept {
       why.append(" (not retried: the origin may have acted on the ").append(ex_->req.method).append(")");
     return respondError(502, Reason::UpstreamReset, why);
   }
-  if (eof) {
-    upEof_ = true;
-    pumpResponseBody(true);
-    return;
-  }
+  if (eof) return ex_->relay.onUpstreamEof();
   abortExchange(Reason::UpstreamReset, std::string("the origin reset the connection mid-response: ") + (err ? strerror(err) : "error"));
 }
 
@@ -1163,28 +878,10 @@ void ClientConn::onClientEvent(short what) noexcept {
   close();
 }
 
-// The origin accepted a WebSocket upgrade: pass its 101 on, then relay bytes both ways as a
-// tunnel (over TLS on either side when intercepted); the connection ends with the WebSocket.
-void ClientConn::startUpgraded() {
+// The relay passed the origin's 101 on (a WebSocket): from here bytes go both ways as a tunnel
+// (over TLS on either side when intercepted); the connection ends with the WebSocket.
+void ClientConn::upgraded() {
   const auto& cfg = *w_.config();
-  const auto& resp = ex_->resp;
-  const http::Header* up = resp.headers.find("upgrade");
-  if (!up || !iequals(up->value, ex_->upgrade))
-    return respondError(502, Reason::BadResponse, "the origin switched to a protocol that was not asked for");
-  std::string h = "HTTP/1.1 101 " + std::string(resp.reason) + "\r\n";
-  for (const auto& f : resp.headers.items) {
-    if (http::isHopByHop(f.name)) continue;
-    h.append(f.name).append(": ").append(f.value).append("\r\n");
-  }
-  h.append("Connection: Upgrade\r\nUpgrade: ").append(ex_->upgrade).append("\r\n");
-  h.append("Via: 1.1 ").append(cfg.visibleHostname).append(" (sekisho/" SEKISHO_VERSION ")\r\n\r\n");
-  addStr(bufferevent_get_output(client_.get()), h);
-  kick(client_.get());
-  ex_->respHeadSent = true;
-  ex_->haveResp = true;
-  ex_->headBytesToClient = h.size();
-  ex_->status = 101;
-  closeAfter_ = true;
   helloPending_ = false;
   setState(ConnState::Tunnel);
   bufferevent_enable(client_.get(), EV_READ);
@@ -1840,7 +1537,7 @@ void ClientConn::respondLocal(int status, std::string_view contentType, std::str
 
 void ClientConn::respondError(int status, Reason reason, std::string_view detail) {
   if (!ex_) {
-    ex_ = std::make_unique<Exchange>();
+    ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this));
     ex_->startMs = nowMs();
     ex_->startEpoch = double(ex_->startMs) / 1000.0;
   }
@@ -1914,7 +1611,7 @@ void ClientConn::onTimer() noexcept {
       }
       if (headStarted_) {
         if (!ex_) {
-          ex_ = std::make_unique<Exchange>();
+          ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this));
           ex_->startMs = now;
           ex_->startEpoch = double(now) / 1000.0;
           ex_->squidCode = "NONE_NONE";
@@ -1926,7 +1623,7 @@ void ClientConn::onTimer() noexcept {
     case ConnState::Connect:
       return respondError(504, Reason::ConnectTimeout, "no connection to " + ex_->req.host + " within " + std::to_string(t.connect.count() / 1000) + " s");
     case ConnState::Relay:
-      if (!ex_->haveResp) {
+      if (!ex_->relay.haveResponse()) {
         if (rearmIdle(t.firstByte)) return;
         return respondError(504, Reason::UpstreamTimeout, "the origin did not answer within " + std::to_string(t.firstByte.count() / 1000) + " s");
       }
@@ -1980,7 +1677,7 @@ void ClientConn::logExchange() {
   auto& m = w_.metrics();
   int cls = ex_->status / 100;
   m.byStatusClass[size_t(cls >= 1 && cls <= 5 ? cls : 0)].fetch_add(1, std::memory_order_relaxed);
-  uint64_t toClient = ex_->headBytesToClient + ex_->respPump.moved() + ex_->tunnelToClient +
+  uint64_t toClient = ex_->headBytesToClient + ex_->relay.bytesToClient() + ex_->tunnelToClient +
                       (ex_->splice ? ex_->splice->toClient() : 0);
   m.bytesToClients.fetch_add(toClient, std::memory_order_relaxed);
   accesslog::AccessLog* log = w_.accessLog();
@@ -1992,7 +1689,7 @@ void ClientConn::logExchange() {
   r.squidCode = ex_->squidCode;
   r.status = ex_->status;
   r.bytesToClient = toClient;
-  r.bytesFromClient = ex_->reqPump.bodyBytes() + ex_->req.storage.size;
+  r.bytesFromClient = ex_->relay.requestBodyBytes() + ex_->req.storage.size;
   r.method = ex_->req.method.empty() ? "-" : std::string(ex_->req.method);
   r.url = shownUrl();
   if (r.url.empty()) r.url = "-";

@@ -45,10 +45,12 @@
 #include "proxy/server/client_counts.h"
 #include "proxy/net/address.h"
 #include "proxy/server/admit.h"
+#include "proxy/server/bev_io.h"
 #include "proxy/server/body_pump.h"
 #include "proxy/server/h2/h2_session.h"
 #include "proxy/server/judge.h"
 #include "proxy/server/metrics.h"
+#include "proxy/server/relay.h"
 #include "proxy/server/splice_tunnel.h"
 #include "reputation/embedded_store.h"
 #include "reputation/policy.h"
@@ -62,10 +64,8 @@ enum class ConnState : uint8_t {
   ReadHead, Judge, Resolve, Connect, Relay, Tunnel, TlsBlockHello, BumpHello, BumpUpstream, H2, Drain, Closed
 };
 
-// Why reads on one side are paused; distinct values, never one bool.
-enum class Paused : uint8_t { No, OutFull };
 
-class ClientConn {
+class ClientConn final : private RelayLink {
  public:
   ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer, bool allowed);
   // An inner connection of an HTTP/2 session: `bev` is its end of a bufferevent pair, and every
@@ -92,6 +92,22 @@ class ClientConn {
   static void upReadCb(bufferevent*, void* arg);
   void pokeUpstream();  // see pokeTlsPending in client_conn.cc
   bool streamingResponse() const;  // a response body is being relayed and the client has room
+  void startRelay();
+  // RelayLink (relay.h): what the relay asks of this connection.
+  Worker& worker() override { return w_; }
+  bufferevent* clientBev() override { return client_.get(); }
+  bufferevent* upstreamBev() override;
+  bool upstreamIsH2Channel() const override;
+  size_t bufferLimit() const override { return bufLimit(); }
+  void armTimer(std::chrono::milliseconds ms) override;
+  void touch() override;
+  bool closing() const override { return closeAfter_; }
+  void closeAfter(bool linger) override;
+  void noteResponse(int status, std::string_view contentType, uint64_t headBytes) override;
+  void respondError(int status, Reason reason, std::string_view detail) override;
+  void abortExchange(Reason reason, std::string_view detail) override;
+  void relayDone(bool upstreamReusable) override;
+  void upgraded() override;
   static void upWriteCb(bufferevent*, void* arg);
   static void upEventCb(bufferevent*, short what, void* arg);
   static void timerCb(evutil_socket_t, short, void* arg);
@@ -112,19 +128,11 @@ class ClientConn {
   void startResolve();
   void onUpstreamConnected();
   void useH2Channel(BevPtr ch, bool reused);
-  void startRelay();
   void startTunnel();
-  void startUpgraded();
-  void pumpRequestBody();
-  void readResponse();
-  void sendResponseHead();
-  void pumpResponseBody(bool upstreamEnded);
-  void finishExchange();
   void serveSelf();
   // `extraHeaders`: whole lines, each ending in CRLF.
   void respondLocal(int status, std::string_view contentType, std::string_view body, bool keepAlive,
                     std::string_view extraHeaders = {});
-  void respondError(int status, Reason reason, std::string_view detail);
   void answerMaxForwards(AdmitAction what);
   void tunnelRelay(bufferevent* from, bufferevent* to, Paused& fromPaused);
   void tunnelEnded(bool fromClient);
@@ -164,11 +172,8 @@ class ClientConn {
   void enterDrain();
   void close();
   bool reclaimIfIdle();  // Worker::reclaimIdle
-  void abortExchange(Reason reason, std::string_view detail);
   void logExchange();
   void setState(ConnState s);
-  void armTimer(std::chrono::milliseconds ms);
-  void touch();
   const net::SocketAddr& localAddr() const;
   void freeUpstream();
   uint64_t nowMs() const;
