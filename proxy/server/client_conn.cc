@@ -62,7 +62,7 @@ Reason reasonForParse(ErrKind k) {
 }  // namespace
 
 struct ClientConn::Exchange {
-  explicit Exchange(RelayLink& link) : relay(link) {}
+  Exchange(RelayLink& r, TunnelLink& t) : relay(r), tunnel(t) {}
   http::RequestHead req;
   bool respHeadSent = false;    // bytes of a response went to the client
   bool upReused = false;        // the upstream came from the pool
@@ -85,10 +85,9 @@ struct ClientConn::Exchange {
   bool upH2 = false;            // `up` is a channel to an HTTP/2 origin connection (h2_origin.h)
   int64_t maxForwards = -1;     // TRACE/OPTIONS: the Max-Forwards received (sent on less one)
   std::string contentType;
-  uint64_t tunnelToClient = 0;
-  std::unique_ptr<SpliceTunnel> splice;  // set once the tunnel runs on splice(2)
   bool logged = false;
   Relay relay;                  // the HTTP exchange once an upstream is ready (relay.h)
+  Tunnel tunnel;                // or the bytes of a tunnel or a WebSocket (tunnel.h)
 };
 
 ClientConn::ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer, bool allowed)
@@ -214,7 +213,6 @@ void ClientConn::freeUpstream() {
     ex_->up.reset();
   }
   if (ex_) ex_->relay.upstreamGone();
-  upPaused_ = Paused::No;
 }
 
 void ClientConn::close() {
@@ -225,7 +223,7 @@ void ClientConn::close() {
   if (inner_ && client_) bufferevent_flush(client_.get(), EV_WRITE, BEV_FINISHED);
   if (ex_ && !ex_->logged) logExchange();
   setState(ConnState::Closed);
-  if (ex_) ex_->splice.reset();  // its events watch the sockets freed below
+  if (ex_) ex_->tunnel.stop();  // its splice's events watch the sockets freed below
   evtimer_del(timer_.get());
   freeUpstream();
   bufferevent_setcb(client_.get(), nullptr, nullptr, nullptr, nullptr);
@@ -246,7 +244,6 @@ void ClientConn::enterReadHead() {
   ex_.reset();
   headStarted_ = false;
   headScanned_ = 0;
-  clientPaused_ = upPaused_ = Paused::No;
   if (w_.draining()) closeAfter_ = true;
   if (closeAfter_) {
     enterDrain();
@@ -278,7 +275,7 @@ void ClientConn::onClientReadable() noexcept {
     case ConnState::Relay:
       if (ex_) ex_->relay.onClientReadable();
       break;
-    case ConnState::Tunnel: tunnelRelay(client_.get(), ex_->up.get(), clientPaused_); break;
+    case ConnState::Tunnel: ex_->tunnel.onClientReadable(); break;
     case ConnState::TlsBlockHello: onTlsBlockHello(); break;
     case ConnState::BumpHello: onBumpHello(false); break;
     case ConnState::Drain: {
@@ -314,7 +311,7 @@ void ClientConn::readHead() {
     bool lineTooLong = lineEnd == std::string_view::npos ? n > cfg.limits.maxRequestLine : lineEnd > cfg.limits.maxRequestLine;
     if (lineTooLong) {
       firstRequest_ = false;
-      ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this));
+      ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this), static_cast<TunnelLink&>(*this));
       ex_->startEpoch = double(nowMs()) / 1000.0;
       ex_->startMs = nowMs();
       respondError(414, Reason::UriTooLong, "the request line is longer than " + std::to_string(cfg.limits.maxRequestLine) + " bytes");
@@ -322,7 +319,7 @@ void ClientConn::readHead() {
     }
     if (len >= limit) {
       firstRequest_ = false;
-      ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this));
+      ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this), static_cast<TunnelLink&>(*this));
       ex_->startEpoch = double(nowMs()) / 1000.0;
       ex_->startMs = nowMs();
       respondError(431, Reason::HeadersTooLarge, "the request head is larger than " + std::to_string(limit) + " bytes");
@@ -337,7 +334,7 @@ void ClientConn::readHead() {
   firstRequest_ = false;
   w_.metrics().bytesFromClients.fetch_add(end, std::memory_order_relaxed);
   if (!parsed) {
-    ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this));
+    ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this), static_cast<TunnelLink&>(*this));
     ex_->startEpoch = double(nowMs()) / 1000.0;
     ex_->startMs = nowMs();
     ex_->squidCode = "NONE_NONE";
@@ -359,7 +356,7 @@ const net::SocketAddr& ClientConn::localAddr() const {
 
 void ClientConn::handleRequest(http::RequestHead head) {
   const auto& cfg = *w_.config();
-  ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this));
+  ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this), static_cast<TunnelLink&>(*this));
   ex_->req = std::move(head);
   ex_->startMs = nowMs();
   ex_->startEpoch = double(ex_->startMs) / 1000.0;
@@ -708,13 +705,7 @@ void ClientConn::onUpstreamDrained() noexcept {
   if (state_ == ConnState::Relay) {
     ex_->relay.onUpstreamDrained();
   } else if (state_ == ConnState::Tunnel) {
-    if (clientPaused_ == Paused::OutFull) {
-      clientPaused_ = Paused::No;
-      bufferevent_enable(client_.get(), EV_READ);
-    }
-    if (clientEof_ && evbuffer_get_length(bufferevent_get_output(ex_->up.get())) == 0)
-      shutdown(bufferevent_getfd(ex_->up.get()), SHUT_WR);
-    trySplice();
+    ex_->tunnel.onUpstreamDrained();
   }
 }
 
@@ -724,7 +715,7 @@ void ClientConn::onUpstreamReadable() noexcept {
   if (state_ == ConnState::Relay)
     ex_->relay.onUpstreamReadable();
   else if (state_ == ConnState::Tunnel)
-    tunnelRelay(ex_->up.get(), client_.get(), upPaused_);
+    ex_->tunnel.onUpstreamReadable();
 }
 
 void ClientConn::onClientDrained() noexcept {
@@ -736,13 +727,7 @@ void ClientConn::onClientDrained() noexcept {
       if (ex_) ex_->relay.onClientDrained();
       break;
     case ConnState::Tunnel:
-      if (upPaused_ == Paused::OutFull) {
-        upPaused_ = Paused::No;
-        bufferevent_enable(ex_->up.get(), EV_READ);
-      }
-      if (upEof_ && evbuffer_get_length(out) == 0) shutdown(bufferevent_getfd(client_.get()), SHUT_WR);
-      if (upEof_ && clientEof_ && evbuffer_get_length(out) == 0) return close();
-      trySplice();
+      if (ex_) ex_->tunnel.onClientDrained();
       break;
     case ConnState::H2:
       if (!h2_->onClientDrained()) return endH2();
@@ -811,7 +796,7 @@ void ClientConn::onUpstreamEvent(short what) noexcept {
     return respondError(502, Reason::ConnectFailed, why);
   }
   if (state_ == ConnState::Tunnel) {
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) return tunnelEnded(false);
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) return ex_->tunnel.onEof(false);
     return close();
   }
   if (state_ != ConnState::Relay) return;
@@ -871,7 +856,7 @@ void ClientConn::onClientEvent(short what) noexcept {
                  why.empty() ? "closed" : why.c_str());
     return close();
   }
-  if (state_ == ConnState::Tunnel && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) return tunnelEnded(true);
+  if (state_ == ConnState::Tunnel && ex_ && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) return ex_->tunnel.onEof(true);
   if (state_ == ConnState::ReadHead && !headStarted_) return close();  // a keep-alive client went away
   // The client went away mid-exchange (or reset): nothing more to send anyone.
   if (ex_ && state_ == ConnState::Relay) ex_->squidCode = "TCP_MISS_ABORTED";
@@ -881,17 +866,10 @@ void ClientConn::onClientEvent(short what) noexcept {
 // The relay passed the origin's 101 on (a WebSocket): from here bytes go both ways as a tunnel
 // (over TLS on either side when intercepted); the connection ends with the WebSocket.
 void ClientConn::upgraded() {
-  const auto& cfg = *w_.config();
-  helloPending_ = false;
   setState(ConnState::Tunnel);
-  bufferevent_enable(client_.get(), EV_READ);
-  bufferevent_enable(ex_->up.get(), EV_READ);
-  armTimer(cfg.timeouts.tunnelIdle);
+  armTimer(w_.config()->timeouts.tunnelIdle);
   touch();
-  if (evbuffer_get_length(bufferevent_get_input(ex_->up.get())))
-    tunnelRelay(ex_->up.get(), client_.get(), upPaused_);
-  if (evbuffer_get_length(bufferevent_get_input(client_.get())))
-    tunnelRelay(client_.get(), ex_->up.get(), clientPaused_);
+  ex_->tunnel.start("");
 }
 
 // ---------------------------------------------------------------- CONNECT tunnel
@@ -926,51 +904,27 @@ void ClientConn::startTunnel() {
   ex_->squidCode = "TCP_TUNNEL";
   ex_->respHeadSent = true;
   ex_->headBytesToClient = k200.size();
-  helloPending_ = w_.reputation() != nullptr;
-  bufferevent_enable(client_.get(), EV_READ);
   armTimer(w_.config()->timeouts.tunnelIdle);
   touch();
-  // Bytes the client sent right after its CONNECT (a ClientHello, say) are already buffered.
-  if (evbuffer_get_length(bufferevent_get_input(client_.get())))
-    tunnelRelay(client_.get(), ex_->up.get(), clientPaused_);
-  else
-    trySplice();
+  // The hello's SNI is judged before a byte goes up (tunnel.h).
+  ex_->tunnel.start(w_.reputation() ? ex_->req.host : std::string());
 }
 
-// Reads the client's first bytes in a tunnel as a TLS ClientHello, without consuming them, and
-// checks the name it asks for (SNI) against the reputation store when it differs from the
-// CONNECT host: a client may CONNECT to an allowed name and ask for a blocked one inside.
-// Returns true when the bytes may go upstream; false while the hello is incomplete or after the
-// tunnel was closed.
-bool ClientConn::checkClientHello() {
-  evbuffer* in = bufferevent_get_input(client_.get());
-  size_t len = evbuffer_get_length(in);
-  mitm::HelloLimits limits;
-  size_t n = std::min(len, limits.maxHandshakeBytes + 5 * limits.maxRecords);
-  auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, ssize_t(n)));
-  mitm::ParseOutcome o = mitm::peekClientHello(std::string_view(p, n), limits);
-  if (o.status == mitm::HelloStatus::NeedMore && !clientEof_) return false;
-  if (judge_.sniPending()) return false;
-  helloPending_ = false;
-  if (o.status != mitm::HelloStatus::Parsed || o.info.sniStatus != mitm::SniStatus::Valid) return true;
-  if (o.info.sni == ex_->req.host) return true;
-  if (!judge_.judgeSni(o.info.sni, peerIp(), int64_t(nowMs() / 1000),
-                       [this] { tunnelRelay(client_.get(), ex_->up.get(), clientPaused_); })) {
-    helloPending_ = true;  // the store answers later; the bytes wait
-    return false;
-  }
-  auto& d = judge_.sniDecision();
-  if (!d || d->outcome != reputation::Decision::Outcome::Block) return true;
-  // The 200 is already out, so there is no page to show without decrypting: the tunnel closes
-  // before a byte of the client's reaches the origin, and the log says why.
+// A tunnel's ClientHello asks for another name than the CONNECT host (tunnel.h): the judge
+// decides; a block closes the tunnel before a byte of the client's reaches the origin (the 200
+// is already out, so there is no page to show without decrypting) and the log says why.
+TunnelLink::SniVerdict ClientConn::judgeTunnelSni(const std::string& sni, std::function<void()> resume) {
+  if (!judge_.judgeSni(sni, peerIp(), int64_t(nowMs() / 1000), std::move(resume))) return SniVerdict::Wait;
+  const auto& d = judge_.sniDecision();
+  if (!d || d->outcome != reputation::Decision::Outcome::Block) return SniVerdict::Pass;
   ex_->reason = Reason::ReputationBlock;
   ex_->refId = w_.newRefId();
   ex_->squidCode = "TCP_DENIED";
   w_.metrics().byReason[size_t(Reason::ReputationBlock)].fetch_add(1, std::memory_order_relaxed);
   SLOG_INFO("tunnel to %s:%u closed: its TLS SNI %s is blocked: %s (ref %s)", ex_->req.host.c_str(),
-            unsigned(ex_->req.port), o.info.sni.c_str(), d->reason.c_str(), ex_->refId.c_str());
+            unsigned(ex_->req.port), sni.c_str(), d->reason.c_str(), ex_->refId.c_str());
   close();
-  return false;
+  return SniVerdict::Refused;
 }
 
 // ---------------------------------------------------------------- TLS interception
@@ -1093,19 +1047,11 @@ void ClientConn::enterTunnelAfterHello(std::string_view why) {
   w_.metrics().bumpTunnelled.fetch_add(1, std::memory_order_relaxed);
   ex_->squidCode = "TCP_TUNNEL";
   ex_->detail.assign(why);
-  helloPending_ = false;
   SLOG_DEBUG("conn %llu: CONNECT %s:%u tunnelled: %.*s", (unsigned long long)id_, ex_->req.host.c_str(),
              unsigned(ex_->req.port), int(why.size()), why.data());
-  bufferevent_enable(ex_->up.get(), EV_READ);
-  bufferevent_enable(client_.get(), EV_READ);
   armTimer(w_.config()->timeouts.tunnelIdle);
   touch();
-  if (evbuffer_get_length(bufferevent_get_input(ex_->up.get())))
-    tunnelRelay(ex_->up.get(), client_.get(), upPaused_);
-  if (evbuffer_get_length(bufferevent_get_input(client_.get())))
-    tunnelRelay(client_.get(), ex_->up.get(), clientPaused_);
-  else
-    trySplice();
+  ex_->tunnel.start("");  // the hello was read and decided on already
 }
 
 // Turns the connected TCP upstream into a TLS client connection for bumpName_ (SNI unless it
@@ -1418,61 +1364,6 @@ bool ClientConn::wrapClientTls(SSL* ssl) {
   return true;
 }
 
-// Once every buffer of the tunnel is empty (our 200 is out, early client bytes forwarded), the
-// sockets are handed to splice(2) and the bufferevents go quiet.
-void ClientConn::trySplice() {
-  if (state_ != ConnState::Tunnel || !ex_ || ex_->splice || clientEof_ || upEof_ || helloPending_) return;
-  bufferevent* c = client_.get();
-  bufferevent* u = ex_->up.get();
-  if (isTlsBev(c) || isTlsBev(u)) return;  // a WebSocket inside interception: bytes go through OpenSSL
-  if (evbuffer_get_length(bufferevent_get_input(c)) || evbuffer_get_length(bufferevent_get_output(c)) ||
-      evbuffer_get_length(bufferevent_get_input(u)) || evbuffer_get_length(bufferevent_get_output(u)))
-    return;
-  ex_->splice = SpliceTunnel::create(w_.base(), bufferevent_getfd(c), bufferevent_getfd(u),
-                                     w_.config()->limits.bufferBytes, &ClientConn::onSpliceProgress, this);
-  if (!ex_->splice) return;  // no pipes (descriptor limit): keep relaying through the buffers
-  bufferevent_disable(c, EV_READ | EV_WRITE);
-  bufferevent_disable(u, EV_READ | EV_WRITE);
-  clientPaused_ = upPaused_ = Paused::No;
-}
-
-void ClientConn::onSpliceProgress(void* ctx, SpliceTunnel::Outcome outcome) {
-  auto* self = static_cast<ClientConn*>(ctx);
-  self->touch();
-  if (outcome != SpliceTunnel::Outcome::Open) self->close();
-}
-
-void ClientConn::tunnelRelay(bufferevent* from, bufferevent* to, Paused& fromPaused) {
-  if (from == client_.get() && helloPending_ && !checkClientHello()) return;
-  evbuffer* in = bufferevent_get_input(from);
-  evbuffer* out = bufferevent_get_output(to);
-  size_t n = evbuffer_get_length(in);
-  if (from == client_.get())
-    w_.metrics().bytesFromClients.fetch_add(n, std::memory_order_relaxed);
-  else
-    ex_->tunnelToClient += n;
-  evbuffer_add_buffer(out, in);
-  kick(to);
-  if (evbuffer_get_length(out) >= bufLimit()) {
-    bufferevent_disable(from, EV_READ);
-    fromPaused = Paused::OutFull;  // the peer's write callback resumes
-    return;
-  }
-  trySplice();
-}
-
-// One side finished sending: pass the half-close on once its bytes are out (TCP half-close
-// semantics survive the tunnel); close when both sides are done.
-void ClientConn::tunnelEnded(bool fromClient) {
-  bool& eof = fromClient ? clientEof_ : upEof_;
-  eof = true;
-  bufferevent* to = fromClient ? ex_->up.get() : client_.get();
-  if (fromClient) tunnelRelay(client_.get(), ex_->up.get(), clientPaused_);
-  else tunnelRelay(ex_->up.get(), client_.get(), upPaused_);
-  if (evbuffer_get_length(bufferevent_get_output(to)) == 0) shutdown(bufferevent_getfd(to), SHUT_WR);
-  if (clientEof_ && upEof_ && evbuffer_get_length(bufferevent_get_output(client_.get())) == 0) close();
-}
-
 // ---------------------------------------------------------------- local responses
 void ClientConn::serveSelf() {
   const auto& cfg = *w_.config();
@@ -1537,7 +1428,7 @@ void ClientConn::respondLocal(int status, std::string_view contentType, std::str
 
 void ClientConn::respondError(int status, Reason reason, std::string_view detail) {
   if (!ex_) {
-    ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this));
+    ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this), static_cast<TunnelLink&>(*this));
     ex_->startMs = nowMs();
     ex_->startEpoch = double(ex_->startMs) / 1000.0;
   }
@@ -1611,7 +1502,7 @@ void ClientConn::onTimer() noexcept {
       }
       if (headStarted_) {
         if (!ex_) {
-          ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this));
+          ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this), static_cast<TunnelLink&>(*this));
           ex_->startMs = now;
           ex_->startEpoch = double(now) / 1000.0;
           ex_->squidCode = "NONE_NONE";
@@ -1677,8 +1568,7 @@ void ClientConn::logExchange() {
   auto& m = w_.metrics();
   int cls = ex_->status / 100;
   m.byStatusClass[size_t(cls >= 1 && cls <= 5 ? cls : 0)].fetch_add(1, std::memory_order_relaxed);
-  uint64_t toClient = ex_->headBytesToClient + ex_->relay.bytesToClient() + ex_->tunnelToClient +
-                      (ex_->splice ? ex_->splice->toClient() : 0);
+  uint64_t toClient = ex_->headBytesToClient + ex_->relay.bytesToClient() + ex_->tunnel.bytesToClient();
   m.bytesToClients.fetch_add(toClient, std::memory_order_relaxed);
   accesslog::AccessLog* log = w_.accessLog();
   if (!log || !log->enabled()) return;

@@ -51,6 +51,7 @@
 #include "proxy/server/judge.h"
 #include "proxy/server/metrics.h"
 #include "proxy/server/relay.h"
+#include "proxy/server/tunnel.h"
 #include "proxy/server/splice_tunnel.h"
 #include "reputation/embedded_store.h"
 #include "reputation/policy.h"
@@ -65,7 +66,7 @@ enum class ConnState : uint8_t {
 };
 
 
-class ClientConn final : private RelayLink {
+class ClientConn final : private RelayLink, private TunnelLink {
  public:
   ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer, bool allowed);
   // An inner connection of an HTTP/2 session: `bev` is its end of a bufferevent pair, and every
@@ -108,6 +109,9 @@ class ClientConn final : private RelayLink {
   void abortExchange(Reason reason, std::string_view detail) override;
   void relayDone(bool upstreamReusable) override;
   void upgraded() override;
+  // TunnelLink (tunnel.h).
+  void tunnelOver() override { close(); }
+  SniVerdict judgeTunnelSni(const std::string& sni, std::function<void()> resume) override;
   static void upWriteCb(bufferevent*, void* arg);
   static void upEventCb(bufferevent*, short what, void* arg);
   static void timerCb(evutil_socket_t, short, void* arg);
@@ -134,10 +138,6 @@ class ClientConn final : private RelayLink {
   void respondLocal(int status, std::string_view contentType, std::string_view body, bool keepAlive,
                     std::string_view extraHeaders = {});
   void answerMaxForwards(AdmitAction what);
-  void tunnelRelay(bufferevent* from, bufferevent* to, Paused& fromPaused);
-  void tunnelEnded(bool fromClient);
-  void trySplice();
-  bool checkClientHello();
   bool interceptPossible() const;
   void onBumpHello(bool timedOut);
   void enterTunnelAfterHello(std::string_view why);
@@ -166,7 +166,6 @@ class ClientConn final : private RelayLink {
   void onTlsBlockHello();
   bool tlsRecordsQueued() const;
   std::string shownUrl() const;
-  static void onSpliceProgress(void* ctx, SpliceTunnel::Outcome outcome);
   void enterReadHead();
   void beginInsideTunnel();  // a CONNECT's connection, TLS set up, starts reading the requests inside
   void enterDrain();
@@ -186,8 +185,6 @@ class ClientConn final : private RelayLink {
   EventPtr timer_;
   std::unique_ptr<Exchange> ex_;
   ConnState state_ = ConnState::ReadHead;
-  Paused clientPaused_ = Paused::No;  // client reads paused because upstream output is full
-  Paused upPaused_ = Paused::No;      // upstream reads paused because client output is full
   bool allowed_;
   bool headStarted_ = false;   // a byte of the current request head has arrived
   std::shared_ptr<uint64_t> windowBudget_;  // an HTTP/2 stream's: its session's (h2::InnerTarget)
@@ -202,8 +199,6 @@ class ClientConn final : private RelayLink {
   bool firstRequest_ = true;
   bool closeAfter_ = false;    // no further requests on this connection
   bool linger_ = false;        // Drain reads and discards before closing (client bytes may be unread)
-  bool clientEof_ = false, upEof_ = false;  // tunnel half-closes
-  bool helloPending_ = false;
   bool tlsBlock_ = false;        // the client side is TLS on a minted leaf; requests get the block page
   std::string tlsBlockReason_, tlsBlockHost_;
   uint16_t tlsBlockPort_ = 443;
@@ -231,7 +226,7 @@ class ClientConn final : private RelayLink {
   std::string tunnelWhy_;
   uint8_t aiaFetches_ = 0;      // AIA fetches for the current verification
   bool lingering_ = false;       // Drain: our answer is out and the write side is shut
-  uint16_t drainPolls_ = 0;  // Tunnel: client bytes wait until its ClientHello is read (SNI check)
+  uint16_t drainPolls_ = 0;  // Drain over TLS: how often the timer looked for records still queued
   size_t headScanned_ = 0;
   uint64_t lastActivityMs_ = 0;
   uint64_t timerDueMs_ = 0;
