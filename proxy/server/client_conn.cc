@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "proxy/server/aia_fetch.h"
+#include "proxy/server/origin_handshake.h"
 #include "reputation/normalize.h"
 #include "reputation/policy.h"
 #include "tls-mitm/bump_decision.h"
@@ -88,6 +89,7 @@ struct ClientConn::Exchange {
   bool logged = false;
   Relay relay;                  // the HTTP exchange once an upstream is ready (relay.h)
   Tunnel tunnel;                // or the bytes of a tunnel or a WebSocket (tunnel.h)
+  OriginHandshake handshake;    // TLS with the origin and its verification (origin_handshake.h)
 };
 
 ClientConn::ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer, bool allowed)
@@ -666,7 +668,7 @@ void ClientConn::useH2Channel(BevPtr ch, bool reused) {
 void ClientConn::onUpstreamConnected() {
   // Inside an intercepted connection a new TCP connection first gets its TLS handshake and
   // verification (BumpUpstream), then comes back here with upTls set.
-  if (bump_ && !fallbackTunnel_ && !ex_->upTls) return startBumpUpstream();
+  if (bump_ && !fallbackTunnel_ && !ex_->upTls) return startOriginTls();
   evutil_socket_t fd = bufferevent_getfd(ex_->up.get());
   if (!ex_->upReused && fd >= 0) setNoDelay(fd);
   tuneBev(ex_->up.get(), bufLimit());
@@ -779,10 +781,10 @@ void ClientConn::onUpstreamEvent(short what) noexcept {
   if (!ex_) return;
   if (what & BEV_EVENT_CONNECTED) {
     if (state_ == ConnState::Connect) onUpstreamConnected();
-    else if (state_ == ConnState::BumpUpstream) onBumpUpstreamReady();
+    else if (state_ == ConnState::BumpUpstream) onOriginTls(ex_->handshake.onConnected(w_, ex_->up.get(), ex_->dest));
     return;
   }
-  if (state_ == ConnState::BumpUpstream) return onBumpUpstreamFailed(what);
+  if (state_ == ConnState::BumpUpstream) return onOriginTls(ex_->handshake.onFailed(ex_->up.get(), what, ex_->dest));
   if (state_ == ConnState::BumpHello) {
     // The origin closed while we waited for the client's hello: nothing to tunnel or bump.
     return respondError(502, Reason::UpstreamReset, "the origin closed the connection before TLS started");
@@ -876,7 +878,7 @@ void ClientConn::upgraded() {
 void ClientConn::startTunnel() {
   if (fallbackTunnel_) return enterTunnelAfterHello("client_cert_required");
   if (afterConnect_ == AfterConnect::Tunnel) return enterTunnelAfterHello(tunnelWhy_);
-  if (afterConnect_ == AfterConnect::Bump) return startBumpUpstream();
+  if (afterConnect_ == AfterConnect::Bump) return startOriginTls();
   if (interceptPossible()) {
     // Answer, then read the client's ClientHello before deciding: the bytes stay buffered, so
     // a tunnel still gets them untouched.
@@ -1021,7 +1023,6 @@ void ClientConn::onBumpHello(bool timedOut) {
       return close();
     case mitm::BumpAction::Intercept:
       bumpName_ = d.mintFor;
-      aiaFetches_ = 0;
       if (!ex_->up) {
         std::string key = UpstreamPool::tlsKey(ex_->dest, bumpName_);
         if (helloOffersH2_ && cfg.tls.http2)
@@ -1035,7 +1036,7 @@ void ClientConn::onBumpHello(bool timedOut) {
         afterConnect_ = AfterConnect::Bump;
         return connectUpstream();
       }
-      return startBumpUpstream();
+      return startOriginTls();
   }
 }
 
@@ -1054,56 +1055,67 @@ void ClientConn::enterTunnelAfterHello(std::string_view why) {
   ex_->tunnel.start("");  // the hello was read and decided on already
 }
 
-// Turns the connected TCP upstream into a TLS client connection for bumpName_ (SNI unless it
-// is an IP). The socket moves to an OpenSSL bufferevent of its own: OpenSSL reads whole records
-// from the socket, which for large bodies takes fewer system calls than a filter over a socket
-// bufferevent (measured: S6a 20.7 ms per 10 MiB this way, 35.4 ms with a filter).
-void ClientConn::startBumpUpstream() {
-  const auto& cfg = *w_.config();
-  const std::string& name = bump_ && ex_->req.method != "CONNECT" ? bump_->host : bumpName_;
-  if (bump_ && ex_->req.method != "CONNECT") bumpName_ = bump_->host;
-  // The socket leaves the plain bufferevent without being closed or duplicated: setfd(-1)
-  // drops its events, so the same descriptor can be registered again. (A dup() would leave the
-  // old number registered in epoll while the socket lives, since the changelist defers the
-  // delete past the close; epoll then reports it writable for ever and the loop spins.)
-  evutil_socket_t tlsFd = bufferevent_getfd(ex_->up.get());
-  bufferevent_setfd(ex_->up.get(), -1);
-  freeUpstream();
-  // h2 is offered to the origin only for a client that speaks it: an HTTP/1.1 client's requests
-  // go on HTTP/1.1 end to end, with no translation.
-  bool offerH2 = w_.config()->tls.http2 && (ex_->req.method == "CONNECT" ? helloOffersH2_ : inner_);
-  SSL* ssl = tlsFd >= 0 ? w_.facts().originTls->newSsl(name, UpstreamPool::tlsKey(ex_->dest, name), offerH2) : nullptr;
-  bufferevent* b = ssl ? bufferevent_openssl_socket_new(w_.base(), tlsFd, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                        BEV_OPT_CLOSE_ON_FREE)
-                       : nullptr;
-  if (!b) {
-    if (ssl) SSL_free(ssl);
-    if (tlsFd >= 0) ::close(tlsFd);
-    return ex_->req.method == "CONNECT" ? bumpFailed(502, Reason::UpstreamTlsFailed, "Sekisho could not start TLS.")
-                                        : respondError(502, Reason::UpstreamTlsFailed, "could not start TLS");
-  }
-  bufferevent_openssl_set_allow_dirty_shutdown(b, 1);  // many origins close without close_notify
-  ex_->up.reset(b);
+// TLS towards the origin on the connected TCP upstream (origin_handshake.h): for the CONNECT, the
+// name its ClientHello decided (mintFor); for a request inside, the name the connection was
+// verified for. h2 is offered to the origin only for a client that speaks it: an HTTP/1.1
+// client's requests go on HTTP/1.1 end to end, with no translation.
+void ClientConn::startOriginTls() {
+  bool connect = ex_->req.method == "CONNECT";
+  std::string name = connect ? bumpName_ : bump_->host;
+  bool offerH2 = w_.config()->tls.http2 && (connect ? helloOffersH2_ : inner_);
+  if (ex_->up) bufferevent_setcb(ex_->up.get(), nullptr, nullptr, nullptr, nullptr);
   ex_->upTls = false;
+  BevPtr tls = ex_->handshake.start(w_, std::move(ex_->up), name, ex_->dest, offerH2);
+  if (!tls)
+    return connect ? bumpFailed(502, Reason::UpstreamTlsFailed, "Sekisho could not start TLS.")
+                   : respondError(502, Reason::UpstreamTlsFailed, "could not start TLS");
+  ex_->up = std::move(tls);
   setState(ConnState::BumpUpstream);
+  bufferevent* b = ex_->up.get();
   bufferevent_setcb(b, &upReadCb, &upWriteCb, &upEventCb, this);
   tuneBev(b, bufLimit());
   bufferevent_enable(b, EV_READ | EV_WRITE);
-  armTimer(cfg.timeouts.connect);
+  armTimer(w_.config()->timeouts.connect);
 }
 
-void ClientConn::onBumpUpstreamReady() {
+// What the origin handshake came to (BumpUpstream).
+void ClientConn::onOriginTls(OriginHandshake::Outcome o) {
+  bool connect = ex_->req.method == "CONNECT";
+  using Kind = OriginHandshake::Outcome::Kind;
+  switch (o.kind) {
+    case Kind::ClientCertRequested: return originNeedsClientCert();
+    case Kind::FetchIssuer: {
+      Worker* w = &w_;
+      uint64_t id = id_;
+      fetchAiaIssuer(w_, o.aiaUrl, peer_.isLoopback(), [w, id](const std::string&) {
+        ClientConn* c = w->findConn(id);
+        if (c && c->state_ == ConnState::BumpUpstream && c->ex_ && c->ex_->up)
+          c->onOriginTls(c->ex_->handshake.verify(*w, c->ex_->up.get(), c->ex_->dest));
+      });
+      return;  // the upstream waits; the connect deadline still runs
+    }
+    case Kind::Failed:
+      freeUpstream();
+      if (connect) return bumpFailed(o.status, o.reason, o.what);
+      return respondError(o.status, o.reason, o.what);
+    case Kind::Verified: break;
+  }
   SSL* ssl = bufferevent_openssl_get_ssl(ex_->up.get());
-  w_.metrics().upstreamTlsHandshakes.fetch_add(1, std::memory_order_relaxed);
-  if (SSL_session_reused(ssl)) w_.metrics().upstreamTlsResumed.fetch_add(1, std::memory_order_relaxed);
-  if (mitm::OriginTls::clientCertRequested(ssl)) return originNeedsClientCert();
-  verifyBumpUpstream();  // a resumed session's recorded chain is verified all the same
+  if (connect) return finishBump(ssl);
+  if (h2::alpnIsH2(ssl)) {  // a new connection for an HTTP/2 client's request, and the origin chose h2
+    h2::H2Origin* h = w_.h2Origins().add(UpstreamPool::tlsKey(ex_->dest, ex_->handshake.name()), std::move(ex_->up));
+    BevPtr ch = h ? h->open(false, windowBudget_) : nullptr;
+    if (!ch) return respondError(502, Reason::UpstreamTlsFailed, "the HTTP/2 connection to the origin could not start");
+    return useH2Channel(std::move(ch), false);
+  }
+  ex_->upTls = true;
+  onUpstreamConnected();
 }
 
 // The origin asked for a client certificate: only the client has one, so the connection must be
 // the client's own TLS, tunnelled. Remembered, so later connections tunnel at once.
 void ClientConn::originNeedsClientCert() {
-  std::string hostPort = bumpName_ + ":" + std::to_string(bump_ ? bump_->port : ex_->req.port);
+  std::string hostPort = ex_->handshake.name() + ":" + std::to_string(bump_ ? bump_->port : ex_->req.port);
   if (auto* rem = w_.facts().remembered.get(); rem && rem->remember(hostPort, mitm::RememberKind::ClientCert, time_t(nowMs() / 1000)))
     SLOG_INFO("tls: %s asks for a client certificate; tunnelling it for %lld s", hostPort.c_str(),
               (long long)(w_.config()->tls.rememberFor.count() / 1000));
@@ -1117,89 +1129,12 @@ void ClientConn::originNeedsClientCert() {
   connectUpstream();
 }
 
-void ClientConn::onBumpUpstreamFailed(short what) {
-  SSL* ssl = bufferevent_openssl_get_ssl(ex_->up.get());
-  if (ssl && mitm::OriginTls::clientCertRequested(ssl)) return originNeedsClientCert();
-  int err = EVUTIL_SOCKET_ERROR();
-  std::string lib;
-  bool oldProtocol = false;
-  while (unsigned long e = bufferevent_get_openssl_error(ex_->up.get())) {
-    int r = ERR_GET_REASON(e);
-    oldProtocol |= r == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION || r == SSL_R_UNSUPPORTED_PROTOCOL ||
-                   r == SSL_R_NO_PROTOCOLS_AVAILABLE;
-    if (const char* t = ERR_reason_error_string(e)) lib = t;
-  }
-  std::string what_;
-  if (oldProtocol)
-    what_ = "The site only offers outdated TLS versions (older than TLS 1.2), which are no longer safe.";
-  else if (!lib.empty())
-    what_ = "The secure (TLS) handshake with the site failed: " + lib + ".";
-  else if ((what & BEV_EVENT_ERROR) && err)
-    what_ = std::string("The connection to the site failed during the TLS handshake: ") + strerror(err) + ".";
-  else
-    what_ = "The site closed the connection during the TLS handshake.";
-  SLOG_INFO("tls: handshake with %s (%s) failed: %s", bumpName_.c_str(), ex_->dest.toString().c_str(), what_.c_str());
-  freeUpstream();
-  if (ex_->req.method == "CONNECT") return bumpFailed(502, Reason::UpstreamTlsFailed, what_);
-  respondError(502, Reason::UpstreamTlsFailed, what_);
-}
-
-// Chain, name, validity and strength of what the origin sent; a missing intermediate is fetched
-// from the AIA URL of the certificate that lacks it (up to three hops) and verification runs again.
-void ClientConn::verifyBumpUpstream() {
-  const auto& origin = *w_.facts().originTls;
-  SSL* ssl = bufferevent_openssl_get_ssl(ex_->up.get());
-  std::vector<X509Ptr> extras;
-  mitm::VerifyOutcome out;
-  for (int hop = 0; hop < 4; ++hop) {
-    std::vector<X509*> raw;
-    for (auto& x : extras) raw.push_back(x.get());
-    out = origin.verify(ssl, bumpName_, raw);
-    if (out.ok || out.code != "missing_intermediate" || out.aiaUrl.empty()) break;
-    bool failed = false;
-    if (X509Ptr c = origin.aia().get(out.aiaUrl, &failed)) {
-      extras.push_back(std::move(c));
-      continue;
-    }
-    if (failed || aiaFetches_ >= 3) break;
-    ++aiaFetches_;
-    w_.metrics().aiaFetches.fetch_add(1, std::memory_order_relaxed);
-    Worker* w = &w_;
-    uint64_t id = id_;
-    fetchAiaIssuer(w_, out.aiaUrl, peer_.isLoopback(), [w, id](const std::string&) {
-      ClientConn* c = w->findConn(id);
-      if (c && c->state_ == ConnState::BumpUpstream && c->ex_ && c->ex_->up) c->verifyBumpUpstream();
-    });
-    return;  // the upstream waits; the connect deadline still runs
-  }
-  if (!out.ok) {
-    w_.metrics().originCertRefused.fetch_add(1, std::memory_order_relaxed);
-    SLOG_INFO("tls: %s (%s): certificate refused: %s: %s", bumpName_.c_str(), ex_->dest.toString().c_str(),
-              out.code.c_str(), out.detail.c_str());
-    // No resumption of what failed: the next connection gets a full handshake and a fresh look.
-    w_.facts().originTls->forgetSession(UpstreamPool::tlsKey(ex_->dest, bumpName_));
-    freeUpstream();
-    std::string detail = out.what + " [" + out.code + "] " + out.detail;
-    if (ex_->req.method == "CONNECT") return bumpFailed(502, Reason::UpstreamCertInvalid, detail);
-    return respondError(502, Reason::UpstreamCertInvalid, detail);
-  }
-  if (ex_->req.method == "CONNECT") return finishBump(ssl);
-  if (h2::alpnIsH2(ssl)) {  // a new connection for an HTTP/2 client's request, and the origin chose h2
-    h2::H2Origin* o = w_.h2Origins().add(UpstreamPool::tlsKey(ex_->dest, bumpName_), std::move(ex_->up));
-    BevPtr ch = o ? o->open(false, windowBudget_) : nullptr;
-    if (!ch) return respondError(502, Reason::UpstreamTlsFailed, "the HTTP/2 connection to the origin could not start");
-    return useH2Channel(std::move(ch), false);
-  }
-  ex_->upTls = true;
-  onUpstreamConnected();
-}
-
 // The origin is verified: mint (or reuse) its leaf, take the client's TLS on it and serve the
 // requests inside through the ordinary request path.
 void ClientConn::finishBump(SSL* upSsl) {
   const ca::Ca& authority = *w_.facts().ca;
   X509* originCert = SSL_get0_peer_certificate(upSsl);
-  std::string name = bumpName_;
+  std::string name = ex_->handshake.name().empty() ? bumpName_ : ex_->handshake.name();
   auto leaf = w_.facts().leafCache->getOrMint(ca::LeafKey{authority.id(), mitm::certSha256Hex(originCert)}, [&]() {
     return ca::mintLeaf(authority, mitm::leafRequestFromOrigin(originCert, name));
   });

@@ -50,6 +50,7 @@
 #include "proxy/server/h2/h2_session.h"
 #include "proxy/server/judge.h"
 #include "proxy/server/metrics.h"
+#include "proxy/server/origin_handshake.h"
 #include "proxy/server/relay.h"
 #include "proxy/server/tunnel.h"
 #include "proxy/server/splice_tunnel.h"
@@ -141,10 +142,8 @@ class ClientConn final : private RelayLink, private TunnelLink {
   bool interceptPossible() const;
   void onBumpHello(bool timedOut);
   void enterTunnelAfterHello(std::string_view why);
-  void startBumpUpstream();
-  void onBumpUpstreamReady();
-  void onBumpUpstreamFailed(short what);
-  void verifyBumpUpstream();
+  void startOriginTls();
+  void onOriginTls(OriginHandshake::Outcome o);
   void finishBump(SSL* upSsl);
   void bumpFailed(int status, Reason reason, const std::string& detail);
   void originNeedsClientCert();
@@ -216,7 +215,7 @@ class ClientConn final : private RelayLink, private TunnelLink {
   std::unique_ptr<h2::H2Session> h2_;
   bool inner_ = false;  // an HTTP/2 stream's connection (no socket of its own)
   Judge judge_;  // this connection's reputation lookups (judge.h)
-  std::string bumpName_;        // BumpUpstream: the name sent as SNI and verified
+  std::string bumpName_;        // the name a CONNECT's ClientHello decided to mint for (and verify)
   bool fallbackTunnel_ = false; // reconnecting in plain TCP to tunnel the client's own hello
   bool helloOffersH2_ = false;  // the intercepted client's ClientHello offered h2 (ALPN)
   // A CONNECT answered before its origin connection exists (a verified one was idle in the pool
@@ -224,7 +223,6 @@ class ClientConn final : private RelayLink, private TunnelLink {
   enum class AfterConnect : uint8_t { Hello, Bump, Tunnel };
   AfterConnect afterConnect_ = AfterConnect::Hello;
   std::string tunnelWhy_;
-  uint8_t aiaFetches_ = 0;      // AIA fetches for the current verification
   bool lingering_ = false;       // Drain: our answer is out and the write side is shut
   uint16_t drainPolls_ = 0;  // Drain over TLS: how often the timer looked for records still queued
   size_t headScanned_ = 0;
