@@ -1,6 +1,7 @@
 #include "proxy/server/client_conn.h"
 #include "proxy/server/bev_io.h"
 #include "proxy/server/direct_flush.h"
+#include "proxy/server/exchange.h"
 #include "proxy/server/filter.h"
 #include "proxy/server/forward_headers.h"
 
@@ -62,31 +63,12 @@ Reason reasonForParse(ErrKind k) {
 
 }  // namespace
 
-struct ClientConn::Exchange {
+// One request on this connection: its record and upstream (exchange.h), and the phases that
+// carry it, each with its own state.
+struct ClientConn::Exchange : ExchangeRecord, UpstreamLeg {
   Exchange(RelayLink& r, TunnelLink& t) : relay(r), tunnel(t) {}
   http::RequestHead req;
-  bool respHeadSent = false;    // bytes of a response went to the client
-  bool upReused = false;        // the upstream came from the pool
-  bool retried = false;
-  bool fdRetried = false;       // connecting again after making room for a descriptor
-  std::vector<net::SocketAddr> addrs;
-  size_t addrIndex = 0;
-  net::SocketAddr dest;
-  BevPtr up;
-  double startEpoch = 0;
-  uint64_t startMs = 0;
-  uint64_t headBytesToClient = 0;
-  int status = 0;
-  Reason reason = Reason::None;
-  std::string refId;
-  std::string detail;
-  const char* squidCode = "TCP_MISS";
-  const char* mode = nullptr;   // access-log mode when not derived from squidCode ("bump")
-  bool upTls = false;           // `up` is a verified TLS connection (intercepted requests)
-  bool upH2 = false;            // `up` is a channel to an HTTP/2 origin connection (h2_origin.h)
   int64_t maxForwards = -1;     // TRACE/OPTIONS: the Max-Forwards received (sent on less one)
-  std::string contentType;
-  bool logged = false;
   Relay relay;                  // the HTTP exchange once an upstream is ready (relay.h)
   Tunnel tunnel;                // or the bytes of a tunnel or a WebSocket (tunnel.h)
   OriginHandshake handshake;    // TLS with the origin and its verification (origin_handshake.h)
@@ -104,13 +86,13 @@ ClientConn::ClientConn(Worker& worker, uint64_t id, BevPtr bev, const h2::InnerT
   client_ = std::move(bev);
   timer_.reset(evtimer_new(w_.base(), &ClientConn::timerCb, this));
   inner_ = true;
-  auto b = std::make_unique<Bump>();
-  b->host = target.host;
-  b->port = target.port;
-  b->dest = target.dest;
-  b->poolKey = target.poolKey;
-  b->clientHandshakeDone = true;
-  bump_ = std::move(b);
+  BumpedOrigin b;
+  b.host = target.host;
+  b.port = target.port;
+  b.dest = target.dest;
+  b.poolKey = target.poolKey;
+  b.clientHandshakeDone = true;
+  bump_ = std::make_unique<Bump>(static_cast<BumpLink&>(*this), std::move(b));
   windowBudget_ = target.windowBudget;
 }
 
@@ -255,7 +237,7 @@ void ClientConn::enterReadHead() {
   milliseconds wait = firstRequest_ ? t.requestHeader : t.clientIdle;
   readHeadDueMs_ = nowMs() + uint64_t(wait.count());
   // A TLS client wakes the timer early once, to trim its buffers if it is still idle then.
-  armTimer(bump_ && !inner_ && !idleTrimmed_ ? std::min(wait, kIdleTrimAfter) : wait);
+  armTimer(bumped() && !inner_ && !idleTrimmed_ ? std::min(wait, kIdleTrimAfter) : wait);
   bufferevent_enable(client_.get(), EV_READ);
   if (evbuffer_get_length(bufferevent_get_input(client_.get())) > 0) return readHead();
   if (!inner_ && !idleListed_) w_.markIdle(this);  // may be closed to let a new client in
@@ -267,7 +249,7 @@ void ClientConn::onClientReadable() noexcept {
     idleTrimmed_ = false;
     bufferevent_set_max_single_read(client_.get(), kTlsMaxRead);
   }
-  if (state_ == ConnState::ReadHead && bump_ && !inner_ && !headStarted_ && clientAlpnIsH2()) return startH2();
+  if (state_ == ConnState::ReadHead && bumped() && !inner_ && !headStarted_ && clientAlpnIsH2()) return startH2();
   switch (state_) {
     case ConnState::H2:
       smallReadsUntilData();  // the session drains what it has read (see readHead)
@@ -278,8 +260,8 @@ void ClientConn::onClientReadable() noexcept {
       if (ex_) ex_->relay.onClientReadable();
       break;
     case ConnState::Tunnel: ex_->tunnel.onClientReadable(); break;
-    case ConnState::TlsBlockHello: onTlsBlockHello(); break;
-    case ConnState::BumpHello: onBumpHello(false); break;
+    case ConnState::TlsBlockHello: bump_->onDenyHello(); break;
+    case ConnState::BumpHello: bump_->onHello(false); break;
     case ConnState::Drain: {
       // Lingering close: discard what the client still sends, within bounds.
       evbuffer* in = bufferevent_get_input(client_.get());
@@ -367,22 +349,23 @@ void ClientConn::handleRequest(http::RequestHead head) {
   // Client reads stay enabled (no epoll change per request): until the upstream is ready, the
   // read callback leaves bytes in the input, which the read watermark bounds.
   if (!req.keepAlive || w_.draining()) closeAfter_ = true;
-  if (allowed_ && tlsBlock_) {  // the bump's block mode: every request inside gets its page
-    if (tlsDenyStatus_ == 403) ex_->squidCode = "TCP_DENIED";
-    return respondError(tlsDenyStatus_, tlsDenyReason_, tlsBlockReason_);
+  if (auto deny = allowed_ && bump_ ? bump_->denyInside() : std::nullopt) {  // every request inside gets the page
+    if (deny->status == 403) ex_->squidCode = "TCP_DENIED";
+    return respondError(deny->status, deny->reason, deny->detail);
   }
   AdmitFacts f;
   f.req = &req;
   f.clientAllowed = allowed_;
   f.clientIp = peerIp();
-  BumpedFor bumped;
-  if (bump_) {
+  const BumpedOrigin* origin = bumped();
+  BumpedFor bumpedFor;
+  if (origin) {
     ex_->mode = inner_ ? "h2" : "bump";
-    bumped = {bump_->host, bump_->port};
-    f.bumped = &bumped;
+    bumpedFor = {origin->host, origin->port};
+    f.bumped = &bumpedFor;
   }
   f.self = w_.selfFacts();
-  if (!bump_ && req.form == http::TargetForm::Absolute)  // getsockname only when the port is one we listen on
+  if (!origin && req.form == http::TargetForm::Absolute)  // getsockname only when the port is one we listen on
     for (const auto& l : w_.facts().listeners)
       if (l.port() == req.port) {
         f.self.local = localAddr();
@@ -402,11 +385,11 @@ void ClientConn::handleRequest(http::RequestHead head) {
   }
   ex_->maxForwards = d.maxForwards;
   if (d.rewriteToBumped) {
-    req.host = bump_->host;
-    req.port = bump_->port;
+    req.host = origin->host;
+    req.port = origin->port;
     req.scheme = "https";
     return checkReputation(nullptr, [this] {
-      ex_->addrs = {bump_->dest};
+      ex_->addrs = {bumped()->dest};
       ex_->addrIndex = 0;
       connectUpstream();
     });
@@ -472,7 +455,7 @@ void ClientConn::checkReputation(const std::vector<net::SocketAddr>* addrs, std:
   const auto& req = ex_->req;
   bool isConnect = req.method == "CONNECT";
   std::string url;
-  if (!addrs && !isConnect) url = bump_ ? shownUrl() : std::string(req.target);
+  if (!addrs && !isConnect) url = bumped() ? shownUrl() : std::string(req.target);
   Judge::Query q;
   q.url = url;
   q.host = req.host;
@@ -492,7 +475,7 @@ void ClientConn::checkReputation(const std::vector<net::SocketAddr>* addrs, std:
       case Judge::Outcome::Block:
         ex_->squidCode = "TCP_DENIED";
         if (isConnect && beforeAddrs && w_.facts().ca && w_.facts().clientTls)
-          return startTlsBlock(r.detail);  // the browser shows our page instead of a connection error
+          return bumpPhase().block(r.detail);  // the browser shows our page instead of a connection error
         return respondError(403, Reason::ReputationBlock, r.detail);
     }
   });
@@ -502,36 +485,16 @@ void ClientConn::checkReputation(const std::vector<net::SocketAddr>* addrs, std:
   }
 }
 
-// A blocked CONNECT: answer 200, take the client's TLS on a leaf minted for the name it asked
-// for (validated SNI, else the CONNECT host; there is no origin certificate to copy), and answer
-// whatever it requests inside with the block page. No origin is contacted.
-void ClientConn::startTlsBlock(const std::string& reason) {
-  tlsBlockReason_ = reason;
-  static constexpr std::string_view k200 = "HTTP/1.1 200 Connection established\r\n\r\n";
-  addStr(bufferevent_get_output(client_.get()), k200);
-  kick(client_.get());
-  ex_->status = 200;
-  ex_->reason = Reason::ReputationBlock;
-  ex_->detail = reason;
-  ex_->refId = w_.newRefId();
-  ex_->respHeadSent = true;
-  ex_->headBytesToClient = k200.size();
-  w_.metrics().byReason[size_t(Reason::ReputationBlock)].fetch_add(1, std::memory_order_relaxed);
-  setState(ConnState::TlsBlockHello);
-  armTimer(w_.config()->timeouts.requestHeader);
-  bufferevent_enable(client_.get(), EV_READ);
-  if (evbuffer_get_length(bufferevent_get_input(client_.get()))) onTlsBlockHello();
-}
-
 // The URL as the user knows it: host:port for CONNECT, https://host/path inside our TLS.
 std::string ClientConn::shownUrl() const {
   const auto& req = ex_->req;
   if (req.form == http::TargetForm::Authority) return req.host + ":" + std::to_string(req.port);
-  if ((tlsBlock_ || bump_) && req.form == http::TargetForm::Origin) {
-    const std::string& host = bump_ ? bump_->host : tlsBlockHost_;
-    uint16_t port = bump_ ? bump_->port : tlsBlockPort_;
+  std::optional<BumpedFor> origin = bump_ ? bump_->shownOrigin() : std::nullopt;
+  if (origin && req.form == http::TargetForm::Origin) {
+    std::string_view host = origin->host;
+    uint16_t port = origin->port;
     bool v6 = host.find(':') != std::string::npos;
-    std::string u = v6 ? "https://[" + host + "]" : "https://" + host;
+    std::string u = v6 ? "https://[" + std::string(host) + "]" : "https://" + std::string(host);
     if (port != 443) u += ":" + std::to_string(port);
     return u.append(req.target);
   }
@@ -544,48 +507,11 @@ bool ClientConn::tlsRecordsQueued() const {
   return under && evbuffer_get_length(bufferevent_get_output(under)) > 0;
 }
 
-void ClientConn::onTlsBlockHello() {
-  evbuffer* in = bufferevent_get_input(client_.get());
-  mitm::HelloLimits limits;
-  size_t n = std::min(evbuffer_get_length(in), limits.maxHandshakeBytes + 5 * limits.maxRecords);
-  auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, ssize_t(n)));
-  mitm::ParseOutcome o = mitm::peekClientHello(std::string_view(p, n), limits);
-  if (o.status == mitm::HelloStatus::NeedMore) return;
-  if (o.status != mitm::HelloStatus::Parsed) return close();  // not TLS: nothing to show it
-  std::string name = o.info.sniStatus == mitm::SniStatus::Valid ? o.info.sni : ex_->req.host;
-  const ca::Ca& authority = *w_.facts().ca;
-  auto leaf = w_.facts().leafCache->getOrMint(ca::LeafKey{authority.id(), "block:" + name}, [&]() {
-    ca::LeafRequest lr;
-    lr.commonName = name;
-    if (net::parseIp(name))
-      lr.ipAddresses.push_back(name);
-    else
-      lr.dnsNames.push_back(name);
-    return ca::mintLeaf(authority, lr);
-  });
-  if (!leaf) {
-    SLOG_WARN("block page over TLS for %s: %s", name.c_str(), leaf.error().detail.c_str());
-    return close();
-  }
-  SSL* ssl = SSL_new(w_.facts().clientTls.get());
-  if (!ssl || SSL_use_certificate(ssl, (*leaf)->cert.get()) != 1 || SSL_use_PrivateKey(ssl, (*leaf)->key.get()) != 1) {
-    if (ssl) SSL_free(ssl);
-    return close();
-  }
-  for (const auto& c : authority.chain()) SSL_add1_chain_cert(ssl, c.get());
-  logExchange();  // the CONNECT line: TCP_DENIED, reason and the reference id
-  if (!wrapClientTls(ssl)) return close();
-  tlsBlock_ = true;
-  tlsBlockHost_ = ex_->req.host;
-  tlsBlockPort_ = ex_->req.port;
-  beginInsideTunnel();
-}
-
 // After a CONNECT's 2xx the connection is a tunnel (RFC 9110 §9.3.6): the CONNECT's own version
 // and Connection / Proxy-Connection fields ended with that exchange, and the HTTP inside (bumped,
 // or blocked over TLS) keeps alive or closes by its own requests' rules. Python's http.client
 // sends "CONNECT host:port HTTP/1.0", which must not close the decrypted connection after the
-// handshake. Called from finishBump and startTlsBlock once the client's TLS is set up.
+// handshake. Called by the bump once the client's TLS is set up (bump.h).
 void ClientConn::beginInsideTunnel() {
   firstRequest_ = true;
   closeAfter_ = w_.draining();
@@ -598,7 +524,7 @@ void ClientConn::connectUpstream() {
   bool isConnect = ex_->req.method == "CONNECT";
   // An intercepted CONNECT whose origin already has a verified, idle TLS connection here: answer
   // now and decide on the hello; most likely that connection serves it (no origin handshake).
-  if (isConnect && afterConnect_ == AfterConnect::Hello && !fallbackTunnel_ && interceptPossible()) {
+  if (isConnect && Bump::possible(w_) && bumpPhase().waitingForHello()) {
     std::string key = UpstreamPool::tlsKey(ex_->dest, ex_->req.host);
     if (w_.pool().has(key) || w_.h2Origins().has(key)) return startTunnel();
   }
@@ -607,19 +533,20 @@ void ClientConn::connectUpstream() {
   // origin has just been heard on, after a PING if need be).
   bool unsafe = !http::isIdempotent(ex_->req.method);
   // An HTTP/2 client's request goes as a stream on an HTTP/2 origin connection when there is one.
-  if (!isConnect && !ex_->retried && bump_ && inner_ && w_.config()->tls.http2) {
-    if (h2::H2Origin* o = w_.h2Origins().find(bump_->poolKey))
+  const BumpedOrigin* origin = bumped();
+  if (!isConnect && !ex_->retried && origin && inner_ && w_.config()->tls.http2) {
+    if (h2::H2Origin* o = w_.h2Origins().find(origin->poolKey))
       if (BevPtr ch = o->open(unsafe, windowBudget_)) return useH2Channel(std::move(ch), true);
   }
   if (!isConnect && !ex_->retried) {
     UpstreamPool& pool = w_.pool();
-    BevPtr pooled = !unsafe   ? (bump_ ? pool.take(bump_->poolKey) : pool.take(ex_->dest))
-                    : bump_ ? pool.takeFresh(bump_->poolKey, kUnsafeReuseWithin)
+    BevPtr pooled = !unsafe   ? (origin ? pool.take(origin->poolKey) : pool.take(ex_->dest))
+                    : origin ? pool.takeFresh(origin->poolKey, kUnsafeReuseWithin)
                             : pool.takeFresh(ex_->dest, kUnsafeReuseWithin);
     if (pooled) {
       ex_->up = std::move(pooled);
       ex_->upReused = true;
-      ex_->upTls = bump_ != nullptr;
+      ex_->upTls = origin != nullptr;
       w_.metrics().upstreamReuses.fetch_add(1, std::memory_order_relaxed);
       bufferevent_setcb(ex_->up.get(), &upReadCb, &upWriteCb, &upEventCb, this);
       onUpstreamConnected();
@@ -668,7 +595,7 @@ void ClientConn::useH2Channel(BevPtr ch, bool reused) {
 void ClientConn::onUpstreamConnected() {
   // Inside an intercepted connection a new TCP connection first gets its TLS handshake and
   // verification (BumpUpstream), then comes back here with upTls set.
-  if (bump_ && !fallbackTunnel_ && !ex_->upTls) return startOriginTls();
+  if (bumped() && !ex_->upTls) return startOriginTls();
   evutil_socket_t fd = bufferevent_getfd(ex_->up.get());
   if (!ex_->upReused && fd >= 0) setNoDelay(fd);
   tuneBev(ex_->up.get(), bufLimit());
@@ -713,7 +640,7 @@ void ClientConn::onUpstreamDrained() noexcept {
 
 void ClientConn::onUpstreamReadable() noexcept {
   touch();
-  if (state_ == ConnState::BumpHello) return enterTunnelAfterHello("server_first");
+  if (state_ == ConnState::BumpHello) return bump_->onOriginServesFirst();
   if (state_ == ConnState::Relay)
     ex_->relay.onUpstreamReadable();
   else if (state_ == ConnState::Tunnel)
@@ -756,8 +683,8 @@ void ClientConn::relayDone(bool upstreamReusable) {
   logExchange();
   if (upstreamReusable && ex_->up && !ex_->upH2) {
     bufferevent_setcb(ex_->up.get(), nullptr, nullptr, nullptr, nullptr);
-    if (bump_ && ex_->upTls)
-      w_.pool().put(bump_->poolKey, std::move(ex_->up));
+    if (bumped() && ex_->upTls)
+      w_.pool().put(bumped()->poolKey, std::move(ex_->up));
     else
       w_.pool().put(ex_->dest, std::move(ex_->up));
   } else {
@@ -829,33 +756,12 @@ void ClientConn::onUpstreamEvent(short what) noexcept {
 
 void ClientConn::onClientEvent(short what) noexcept {
   if (what & BEV_EVENT_CONNECTED) {  // a TLS handshake with the client finished
-    if (bump_) bump_->clientHandshakeDone = true;
-    if (bump_ && !inner_ && state_ == ConnState::ReadHead && !headStarted_ && clientAlpnIsH2()) startH2();
+    if (BumpedOrigin* o = bump_ ? bump_->origin() : nullptr) o->clientHandshakeDone = true;
+    if (bumped() && !inner_ && state_ == ConnState::ReadHead && !headStarted_ && clientAlpnIsH2()) startH2();
     return;
   }
-  if (bump_ && !bump_->clientHandshakeDone) {
-    // The client refused our minted certificate (an alert right after our Certificate): an app
-    // that pins its server's key, or a device without the CA. Remembered for this client and
-    // host, so the next connection is tunnelled instead of failing again.
-    w_.metrics().clientTlsFailed.fetch_add(1, std::memory_order_relaxed);
-    bool rejectedCert = false;
-    std::string why;
-    while (unsigned long e = bufferevent_get_openssl_error(client_.get())) {
-      int r = ERR_GET_REASON(e);
-      rejectedCert |= r == SSL_R_TLSV1_ALERT_UNKNOWN_CA || r == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ||
-                      r == SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN || r == SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE ||
-                      r == SSL_R_TLSV1_ALERT_ACCESS_DENIED || r == SSL_R_TLSV1_ALERT_DECRYPT_ERROR;
-      if (const char* t = ERR_reason_error_string(e)) why = t;
-    }
-    std::string key = peerIp() + "|" + bump_->host + ":" + std::to_string(bump_->port);
-    if (rejectedCert && w_.facts().remembered &&
-        w_.facts().remembered->remember(key, mitm::RememberKind::Pinned, time_t(nowMs() / 1000)))
-      SLOG_INFO("tls: client %s rejected the certificate minted for %s:%u (%s); tunnelling it there for %lld s",
-                peerIp().c_str(), bump_->host.c_str(), unsigned(bump_->port), why.c_str(),
-                (long long)(w_.config()->tls.rememberFor.count() / 1000));
-    else
-      SLOG_DEBUG("tls: handshake with client %s for %s failed: %s", peerIp().c_str(), bump_->host.c_str(),
-                 why.empty() ? "closed" : why.c_str());
+  if (bumped() && !bumped()->clientHandshakeDone) {
+    bump_->onClientRejectedLeaf(client_.get());
     return close();
   }
   if (state_ == ConnState::Tunnel && ex_ && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) return ex_->tunnel.onEof(true);
@@ -876,27 +782,7 @@ void ClientConn::upgraded() {
 
 // ---------------------------------------------------------------- CONNECT tunnel
 void ClientConn::startTunnel() {
-  if (fallbackTunnel_) return enterTunnelAfterHello("client_cert_required");
-  if (afterConnect_ == AfterConnect::Tunnel) return enterTunnelAfterHello(tunnelWhy_);
-  if (afterConnect_ == AfterConnect::Bump) return startOriginTls();
-  if (interceptPossible()) {
-    // Answer, then read the client's ClientHello before deciding: the bytes stay buffered, so
-    // a tunnel still gets them untouched.
-    static constexpr std::string_view k200 = "HTTP/1.1 200 Connection established\r\n\r\n";
-    addStr(bufferevent_get_output(client_.get()), k200);
-    kick(client_.get());
-    ex_->status = 200;
-    ex_->respHeadSent = true;
-    ex_->headBytesToClient = k200.size();
-    setState(ConnState::BumpHello);
-    // TLS is client-first: an origin that speaks first (SSH banner, SMTP greeting) makes this a
-    // plain tunnel at once instead of waiting for a ClientHello that will never come.
-    if (ex_->up) bufferevent_enable(ex_->up.get(), EV_READ);
-    bufferevent_enable(client_.get(), EV_READ);
-    armTimer(w_.config()->timeouts.requestHeader);
-    if (evbuffer_get_length(bufferevent_get_input(client_.get()))) onBumpHello(false);
-    return;
-  }
+  if (Bump::possible(w_)) return bumpPhase().onOriginConnected();  // the hello decides (bump.h)
   setState(ConnState::Tunnel);
   w_.metrics().tunnels.fetch_add(1, std::memory_order_relaxed);
   static constexpr std::string_view k200 = "HTTP/1.1 200 Connection established\r\n\r\n";
@@ -930,119 +816,11 @@ TunnelLink::SniVerdict ClientConn::judgeTunnelSni(const std::string& sni, std::f
 }
 
 // ---------------------------------------------------------------- TLS interception
-bool ClientConn::interceptPossible() const {
-  const auto& f = w_.facts();
-  return f.ca && f.clientTls && f.originTls && w_.config()->tls.intercept;
-}
-
 bool ClientConn::clientIsTls() const { return bufferevent_openssl_get_ssl(client_.get()) != nullptr; }
-
-// BumpHello: the ClientHello decides. Nothing of the client's has been consumed, so every
-// outcome still has the original bytes: a tunnel forwards them, OpenSSL reads them.
-void ClientConn::onBumpHello(bool timedOut) {
-  const auto& cfg = *w_.config();
-  evbuffer* in = bufferevent_get_input(client_.get());
-  mitm::HelloLimits limits;
-  size_t n = std::min(evbuffer_get_length(in), limits.maxHandshakeBytes + 5 * limits.maxRecords);
-  auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, ssize_t(n)));
-  mitm::ParseOutcome o = mitm::peekClientHello(std::string_view(p, n), limits);
-  if (o.status == mitm::HelloStatus::NeedMore && !timedOut && n < limits.maxHandshakeBytes + 5 * limits.maxRecords)
-    return;
-  if (o.status == mitm::HelloStatus::NeedMore && timedOut && n > 0) {
-    // Part of a hello, then nothing for the whole deadline: a slow client is not a reason to let
-    // its traffic through undecrypted. (No bytes at all is a client waiting for the server; the
-    // decision below tunnels that.)
-    ex_->reason = Reason::RequestTimeout;
-    ex_->detail = "incomplete ClientHello (" + std::to_string(n) + " bytes) after " +
-                  std::to_string(cfg.timeouts.requestHeader.count() / 1000) + " s";
-    SLOG_INFO("tls: CONNECT %s:%u from %s closed: %s", ex_->req.host.c_str(), unsigned(ex_->req.port),
-              peerIp().c_str(), ex_->detail.c_str());
-    return close();
-  }
-  mitm::BumpFacts f;
-  f.connectHost = ex_->req.host;
-  f.port = ex_->req.port;
-  switch (o.status) {
-    case mitm::HelloStatus::Parsed: f.helloState = mitm::HelloState::Parsed; f.hello = &o.info; break;
-    case mitm::HelloStatus::NotTls: f.helloState = mitm::HelloState::NotTls; break;
-    case mitm::HelloStatus::Malformed: f.helloState = mitm::HelloState::Malformed; break;
-    default: f.helloState = mitm::HelloState::Unreadable; break;
-  }
-  f.interceptEnabled = cfg.tls.intercept;
-  std::string name = ex_->req.host;
-  if (o.status == mitm::HelloStatus::Parsed && o.info.sniStatus == mitm::SniStatus::Valid) name = o.info.sni;
-  helloOffersH2_ = o.status == mitm::HelloStatus::Parsed &&
-                   std::find(o.info.alpn.begin(), o.info.alpn.end(), "h2") != o.info.alpn.end();
-  for (const auto& pat : cfg.tls.noIntercept)
-    f.noIntercept |= mitm::matchesPattern(ex_->req.host, pat) || mitm::matchesPattern(name, pat);
-  time_t now = time_t(nowMs() / 1000);
-  std::string hostPort = name + ":" + std::to_string(ex_->req.port);
-  if (auto* rem = w_.facts().remembered.get()) {
-    f.rememberedClientCert = rem->check(hostPort, mitm::RememberKind::ClientCert, now);
-    f.rememberedPinned = rem->check(peerIp() + "|" + hostPort, mitm::RememberKind::Pinned, now);
-  }
-  if (name != ex_->req.host) {
-    if (!judge_.judgeSni(name, peerIp(), int64_t(now), [this] { onBumpHello(false); })) return;  // answered later
-    if (const auto& sd = judge_.sniDecision(); sd && sd->outcome == reputation::Decision::Outcome::Block) {
-      f.verdict = mitm::HostVerdict::Block;
-      f.verdictReason = sd->reason;
-    }
-  }
-  mitm::BumpDecision d = mitm::decideBump(f);
-  switch (d.action) {
-    case mitm::BumpAction::Tunnel:
-      if (!ex_->up) {  // answered early (see connectUpstream): the tunnel needs its own connection
-        afterConnect_ = AfterConnect::Tunnel;
-        tunnelWhy_ = d.reason;
-        return connectUpstream();
-      }
-      return enterTunnelAfterHello(d.reason);
-    case mitm::BumpAction::Block:
-      if (d.reason == "host_blocked") {
-        ex_->squidCode = "TCP_DENIED";
-        ex_->refId = w_.newRefId();
-        freeUpstream();
-        tlsDenyStatus_ = 403;
-        tlsDenyReason_ = Reason::ReputationBlock;
-        tlsBlockReason_ = d.detail;
-        ex_->reason = Reason::ReputationBlock;
-        ex_->detail = d.detail;
-        w_.metrics().byReason[size_t(Reason::ReputationBlock)].fetch_add(1, std::memory_order_relaxed);
-        setState(ConnState::TlsBlockHello);
-        return onTlsBlockHello();
-      }
-      // A malformed hello or domain fronting: no page the client could read; the log says why.
-      ex_->squidCode = "TCP_DENIED";
-      ex_->reason = Reason::BadRequest;
-      ex_->detail = std::string(d.reason) + (d.detail.empty() ? "" : ": " + d.detail) +
-                    (o.reason.empty() ? "" : " (" + o.reason + ")");
-      ex_->refId = w_.newRefId();
-      w_.metrics().byReason[size_t(Reason::BadRequest)].fetch_add(1, std::memory_order_relaxed);
-      SLOG_INFO("tls: CONNECT %s:%u from %s refused: %s", ex_->req.host.c_str(), unsigned(ex_->req.port),
-                peerIp().c_str(), ex_->detail.c_str());
-      return close();
-    case mitm::BumpAction::Intercept:
-      bumpName_ = d.mintFor;
-      if (!ex_->up) {
-        std::string key = UpstreamPool::tlsKey(ex_->dest, bumpName_);
-        if (helloOffersH2_ && cfg.tls.http2)
-          if (h2::H2Origin* o = w_.h2Origins().find(key)) return finishBump(o->ssl());  // verified when it opened
-        if (BevPtr pooled = w_.pool().take(key)) {
-          ex_->up = std::move(pooled);
-          ex_->upTls = true;
-          w_.metrics().upstreamReuses.fetch_add(1, std::memory_order_relaxed);
-          return finishBump(bufferevent_openssl_get_ssl(ex_->up.get()));
-        }
-        afterConnect_ = AfterConnect::Bump;
-        return connectUpstream();
-      }
-      return startOriginTls();
-  }
-}
 
 // A CONNECT that stays opaque after its ClientHello was read: the tunnel starts with the bytes
 // already buffered (the 200 is out).
-void ClientConn::enterTunnelAfterHello(std::string_view why) {
+void ClientConn::tunnelAfterHello(std::string_view why) {
   setState(ConnState::Tunnel);
   w_.metrics().tunnels.fetch_add(1, std::memory_order_relaxed);
   w_.metrics().bumpTunnelled.fetch_add(1, std::memory_order_relaxed);
@@ -1061,13 +839,13 @@ void ClientConn::enterTunnelAfterHello(std::string_view why) {
 // client's requests go on HTTP/1.1 end to end, with no translation.
 void ClientConn::startOriginTls() {
   bool connect = ex_->req.method == "CONNECT";
-  std::string name = connect ? bumpName_ : bump_->host;
-  bool offerH2 = w_.config()->tls.http2 && (connect ? helloOffersH2_ : inner_);
+  std::string name = connect ? bump_->helloName() : bumped()->host;
+  bool offerH2 = w_.config()->tls.http2 && (connect ? bump_->helloOffersH2() : inner_);
   if (ex_->up) bufferevent_setcb(ex_->up.get(), nullptr, nullptr, nullptr, nullptr);
   ex_->upTls = false;
   BevPtr tls = ex_->handshake.start(w_, std::move(ex_->up), name, ex_->dest, offerH2);
   if (!tls)
-    return connect ? bumpFailed(502, Reason::UpstreamTlsFailed, "Sekisho could not start TLS.")
+    return connect ? bump_->fail(502, Reason::UpstreamTlsFailed, "Sekisho could not start TLS.")
                    : respondError(502, Reason::UpstreamTlsFailed, "could not start TLS");
   ex_->up = std::move(tls);
   setState(ConnState::BumpUpstream);
@@ -1096,12 +874,12 @@ void ClientConn::onOriginTls(OriginHandshake::Outcome o) {
     }
     case Kind::Failed:
       freeUpstream();
-      if (connect) return bumpFailed(o.status, o.reason, o.what);
+      if (connect) return bump_->fail(o.status, o.reason, o.what);
       return respondError(o.status, o.reason, o.what);
     case Kind::Verified: break;
   }
   SSL* ssl = bufferevent_openssl_get_ssl(ex_->up.get());
-  if (connect) return finishBump(ssl);
+  if (connect) return bump_->onOriginVerified(ssl);
   if (h2::alpnIsH2(ssl)) {  // a new connection for an HTTP/2 client's request, and the origin chose h2
     h2::H2Origin* h = w_.h2Origins().add(UpstreamPool::tlsKey(ex_->dest, ex_->handshake.name()), std::move(ex_->up));
     BevPtr ch = h ? h->open(false, windowBudget_) : nullptr;
@@ -1115,7 +893,7 @@ void ClientConn::onOriginTls(OriginHandshake::Outcome o) {
 // The origin asked for a client certificate: only the client has one, so the connection must be
 // the client's own TLS, tunnelled. Remembered, so later connections tunnel at once.
 void ClientConn::originNeedsClientCert() {
-  std::string hostPort = ex_->handshake.name() + ":" + std::to_string(bump_ ? bump_->port : ex_->req.port);
+  std::string hostPort = ex_->handshake.name() + ":" + std::to_string(bumped() ? bumped()->port : ex_->req.port);
   if (auto* rem = w_.facts().remembered.get(); rem && rem->remember(hostPort, mitm::RememberKind::ClientCert, time_t(nowMs() / 1000)))
     SLOG_INFO("tls: %s asks for a client certificate; tunnelling it for %lld s", hostPort.c_str(),
               (long long)(w_.config()->tls.rememberFor.count() / 1000));
@@ -1123,57 +901,7 @@ void ClientConn::originNeedsClientCert() {
   if (ex_->req.method != "CONNECT")
     return respondError(502, Reason::UpstreamTlsFailed,
                         "the site asks for a client certificate; open it again and it will be passed through unopened");
-  // Our handshake spent the origin connection; a new one carries the client's own hello.
-  fallbackTunnel_ = true;
-  ex_->addrIndex = 0;
-  connectUpstream();
-}
-
-// The origin is verified: mint (or reuse) its leaf, take the client's TLS on it and serve the
-// requests inside through the ordinary request path.
-void ClientConn::finishBump(SSL* upSsl) {
-  const ca::Ca& authority = *w_.facts().ca;
-  X509* originCert = SSL_get0_peer_certificate(upSsl);
-  std::string name = ex_->handshake.name().empty() ? bumpName_ : ex_->handshake.name();
-  auto leaf = w_.facts().leafCache->getOrMint(ca::LeafKey{authority.id(), mitm::certSha256Hex(originCert)}, [&]() {
-    return ca::mintLeaf(authority, mitm::leafRequestFromOrigin(originCert, name));
-  });
-  if (!leaf) {
-    SLOG_WARN("tls: minting a leaf for %s failed: %s", name.c_str(), leaf.error().detail.c_str());
-    return bumpFailed(502, Reason::UpstreamTlsFailed, "Sekisho could not create a certificate for this site.");
-  }
-  SSL* ssl = SSL_new(w_.facts().clientTls.get());
-  if (!ssl || SSL_use_certificate(ssl, (*leaf)->cert.get()) != 1 || SSL_use_PrivateKey(ssl, (*leaf)->key.get()) != 1) {
-    if (ssl) SSL_free(ssl);
-    ERR_clear_error();
-    return close();
-  }
-  for (const auto& c : authority.chain()) SSL_add1_chain_cert(ssl, c.get());
-  // Never a stronger protocol towards the client than the origin gave us.
-  SSL_set_max_proto_version(ssl, SSL_version(upSsl));
-  if (w_.config()->tls.http2) mitm::allowH2(ssl);  // h2 to the client, translated to HTTP/1.1 here
-  auto b = std::make_unique<Bump>();
-  b->host = name;
-  b->port = ex_->req.port;
-  b->dest = ex_->dest;
-  b->poolKey = UpstreamPool::tlsKey(ex_->dest, name);
-  ex_->squidCode = "NONE_NONE";
-  ex_->mode = "bump";
-  w_.metrics().bumped.fetch_add(1, std::memory_order_relaxed);
-  logExchange();  // the CONNECT line, mode bump
-  // The verified connection waits in the pool for the first request (any connection of this
-  // worker to the same origin name may use it); one on which the origin chose h2 becomes this
-  // worker's HTTP/2 connection to it. (None when the CONNECT was served by an existing one.)
-  if (BevPtr up = std::move(ex_->up)) {
-    bufferevent_setcb(up.get(), nullptr, nullptr, nullptr, nullptr);
-    if (h2::alpnIsH2(upSsl))
-      w_.h2Origins().add(b->poolKey, std::move(up));
-    else
-      w_.pool().put(b->poolKey, std::move(up));
-  }
-  bump_ = std::move(b);
-  if (!wrapClientTls(ssl)) return close();
-  beginInsideTunnel();
+  bump_->onOriginWantsClientCert();
 }
 
 bool ClientConn::clientAlpnIsH2() const {
@@ -1189,10 +917,11 @@ bool ClientConn::clientAlpnIsH2() const {
 // request on an inner connection that takes the ordinary bumped request path.
 void ClientConn::startH2() {
   h2::InnerTarget t;
-  t.host = bump_->host;
-  t.port = bump_->port;
-  t.dest = bump_->dest;
-  t.poolKey = bump_->poolKey;
+  const BumpedOrigin& o = *bumped();
+  t.host = o.host;
+  t.port = o.port;
+  t.dest = o.dest;
+  t.poolKey = o.poolKey;
   t.peer = peer_;
   t.windowBudget = std::make_shared<uint64_t>(0);
   h2_ = std::make_unique<h2::H2Session>(w_, client_.get(), std::move(t));
@@ -1258,22 +987,6 @@ void ClientConn::onH2Resume(evutil_socket_t, short, void* arg) {
   if (c && c->state_ == ConnState::H2 && c->h2_ && !c->h2_->onClientReadable()) c->endH2();
 }
 
-// Interception failed (certificate, handshake, timeout): the client still gets TLS on a leaf
-// minted for the name it asked for, and every request inside gets the page saying what failed.
-void ClientConn::bumpFailed(int status, Reason reason, const std::string& detail) {
-  freeUpstream();
-  ex_->reason = reason;
-  ex_->detail = detail;
-  ex_->refId = w_.newRefId();
-  w_.metrics().byReason[size_t(reason)].fetch_add(1, std::memory_order_relaxed);
-  tlsDenyStatus_ = uint16_t(status);
-  tlsDenyReason_ = reason;
-  tlsBlockReason_ = detail;
-  setState(ConnState::TlsBlockHello);
-  armTimer(w_.config()->timeouts.requestHeader);
-  onTlsBlockHello();
-}
-
 // Replaces the plain client bufferevent with a TLS server filter over it, taking `ssl`; the
 // ClientHello still buffered goes with it. False (and ssl freed) when libevent refuses.
 bool ClientConn::wrapClientTls(SSL* ssl) {
@@ -1296,6 +1009,29 @@ bool ClientConn::wrapClientTls(SSL* ssl) {
   bufferevent_setcb(tls, &clientReadCb, &clientWriteCb, &clientEventCb, this);
   tuneBev(tls, w_.config()->limits.bufferBytes);
   bufferevent_enable(tls, EV_READ | EV_WRITE);
+  return true;
+}
+
+// ---------------------------------------------------------------- BumpLink (bump.h)
+Bump& ClientConn::bumpPhase() {
+  if (!bump_) bump_ = std::make_unique<Bump>(static_cast<BumpLink&>(*this));
+  return *bump_;
+}
+
+const BumpedOrigin* ClientConn::bumped() const { return bump_ ? bump_->origin() : nullptr; }
+const http::RequestHead& ClientConn::request() { return ex_->req; }
+ExchangeRecord& ClientConn::record() { return *ex_; }
+UpstreamLeg& ClientConn::upstream() { return *ex_; }
+
+void ClientConn::enterState(ConnState s, milliseconds deadline) {
+  setState(s);
+  armTimer(deadline);
+}
+
+bool ClientConn::judgeHelloSni(const std::string& name, std::function<void()> resume,
+                               std::optional<reputation::Decision>* out) {
+  if (!judge_.judgeSni(name, peerIp(), int64_t(nowMs() / 1000), std::move(resume))) return false;
+  *out = judge_.sniDecision();
   return true;
 }
 
@@ -1473,7 +1209,7 @@ void ClientConn::onTimer() noexcept {
       return endH2();
     case ConnState::BumpHello:
       if (judge_.sniPending()) return close();  // the store never answered
-      return onBumpHello(true);
+      return bump_->onHello(true);
     case ConnState::Judge: {
       // A backstop: the store answers every lookup by its deadline.
       if (!judge_.expire()) return close();
@@ -1481,7 +1217,7 @@ void ClientConn::onTimer() noexcept {
     }
     case ConnState::BumpUpstream:
       if (ex_ && ex_->req.method == "CONNECT")
-        return bumpFailed(504, Reason::UpstreamTimeout,
+        return bump_->fail(504, Reason::UpstreamTimeout,
                           "The site did not complete the TLS handshake within " + std::to_string(t.connect.count() / 1000) + " s.");
       return respondError(504, Reason::UpstreamTimeout, "the site did not complete the TLS handshake in time");
     case ConnState::Drain:

@@ -1,33 +1,10 @@
-// One downstream connection and the exchange in flight on it.
-//
-// States (each line says what is true in it):
-//   ReadHead  waiting for or reading a request head; no exchange upstream; timer = client idle
-//             (between requests) or request-header deadline (from the first byte)
-//   Judge     a reputation lookup in flight in Redis (before Resolve, before Connect, or before
-//             an intercepted request goes up); client reads ignored; timer = deadline backstop
-//   Resolve   name lookup in flight; client reads paused; timer = connect deadline
-//   Connect   upstream TCP connect in flight; client reads paused; timer = connect deadline
-//   Relay     request head sent; request body and response stream with watermarks; timer =
-//             first-byte deadline until the response head, then idle
-//   Tunnel    CONNECT answered 200; opaque bytes both ways; timer = tunnel idle
-//   TlsBlockHello  a blocked CONNECT was answered 200; waiting for the ClientHello to mint a leaf
-//             for; then TLS with the client and every request inside gets the block page
-//   BumpHello an allowed CONNECT was answered 200 (origin TCP connected); waiting for the
-//             ClientHello (peeked, never consumed) to decide tunnel | intercept | block;
-//             timer = request-header deadline
-//   BumpUpstream  TLS handshake with the origin in flight (SNI from the hello), then chain
-//             verification, possibly waiting for an AIA fetch; client reads paused; timer = connect
-//             deadline. Success mints a leaf and takes the client's TLS (-> ReadHead, bumped);
-//             failure shows the certificate-error page over TLS.
-//   H2        an intercepted client speaks HTTP/2 (ALPN h2): h2_ owns the protocol; every stream is a
-//             request on an inner ClientConn (a bufferevent pair, in bump mode); timer = client idle
-//   Drain     a final response is queued; no more requests; output flushed, write side shut,
-//             then the input is discarded briefly before close (so the client reads our answer)
-//   Closed    callbacks detached; waiting in the worker's deferred-delete queue
-// HTTP: ReadHead -> Resolve -> Connect -> Relay -> ReadHead. CONNECT: ReadHead -> Resolve ->
-// Connect -> Tunnel, or with interception -> BumpHello -> (Tunnel | BumpUpstream -> ReadHead).
-// Inside an intercepted connection (bump_ set) a request goes ReadHead -> Relay on a pooled,
-// verified TLS upstream, or ReadHead -> Connect -> BumpUpstream -> Relay when none is idle. A refusal or failure goes to Drain; a pooled upstream skips Connect.
+// One downstream connection and the exchange in flight on it: the socket, the state enum with
+// its invariants (conn_state.h), the timers, and handing over from one phase of the request path
+// to the next (docs/REQUEST_PATH.md). What each phase decides lives in the phase:
+//   admit.h            refusals that need no I/O          judge.h   every reputation lookup
+//   relay.h            one HTTP exchange, both bodies      tunnel.h  opaque bytes, splice(2)
+//   bump.h             TLS interception of a CONNECT       origin_handshake.h  origin TLS, verified
+//   h2/                HTTP/2 on either side               filter.h  the seam for heads and bodies
 #pragma once
 #include <event2/bufferevent.h>
 #include <openssl/ssl.h>
@@ -43,10 +20,12 @@
 #include "proxy/base/handles.h"
 #include "proxy/http/message.h"
 #include "proxy/server/client_counts.h"
+#include "proxy/server/conn_state.h"
 #include "proxy/net/address.h"
 #include "proxy/server/admit.h"
 #include "proxy/server/bev_io.h"
 #include "proxy/server/body_pump.h"
+#include "proxy/server/bump.h"
 #include "proxy/server/h2/h2_session.h"
 #include "proxy/server/judge.h"
 #include "proxy/server/metrics.h"
@@ -62,12 +41,9 @@ namespace sekisho::server {
 
 class Worker;
 
-enum class ConnState : uint8_t {
-  ReadHead, Judge, Resolve, Connect, Relay, Tunnel, TlsBlockHello, BumpHello, BumpUpstream, H2, Drain, Closed
-};
 
 
-class ClientConn final : private RelayLink, private TunnelLink {
+class ClientConn final : private RelayLink, private TunnelLink, private BumpLink {
  public:
   ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer, bool allowed);
   // An inner connection of an HTTP/2 session: `bev` is its end of a bufferevent pair, and every
@@ -113,6 +89,26 @@ class ClientConn final : private RelayLink, private TunnelLink {
   // TunnelLink (tunnel.h).
   void tunnelOver() override { close(); }
   SniVerdict judgeTunnelSni(const std::string& sni, std::function<void()> resume) override;
+  // BumpLink (bump.h).
+  const std::string& clientIp() override { return peerIp(); }
+  int64_t nowSeconds() override { return int64_t(nowMs() / 1000); }
+  const http::RequestHead& request() override;
+  ExchangeRecord& record() override;
+  UpstreamLeg& upstream() override;
+  void dropUpstream() override { freeUpstream(); }
+  void connectOrigin() override { connectUpstream(); }
+  void startOriginTls() override;
+  void enterState(ConnState s, std::chrono::milliseconds deadline) override;
+  bool wrapClientTls(SSL* ssl) override;
+  // After a CONNECT's 2xx: the TLS inside is up, requests are read by their own rules.
+  void beginInsideTunnel() override;
+  void tunnelAfterHello(std::string_view why) override;
+  void logExchange() override;
+  void close() override;
+  bool judgeHelloSni(const std::string& name, std::function<void()> resume,
+                     std::optional<reputation::Decision>* out) override;
+  Bump& bumpPhase();                   // made on first use
+  const BumpedOrigin* bumped() const;  // the origin this connection was intercepted for, or null
   static void upWriteCb(bufferevent*, void* arg);
   static void upEventCb(bufferevent*, short what, void* arg);
   static void timerCb(evutil_socket_t, short, void* arg);
@@ -139,15 +135,8 @@ class ClientConn final : private RelayLink, private TunnelLink {
   void respondLocal(int status, std::string_view contentType, std::string_view body, bool keepAlive,
                     std::string_view extraHeaders = {});
   void answerMaxForwards(AdmitAction what);
-  bool interceptPossible() const;
-  void onBumpHello(bool timedOut);
-  void enterTunnelAfterHello(std::string_view why);
-  void startOriginTls();
   void onOriginTls(OriginHandshake::Outcome o);
-  void finishBump(SSL* upSsl);
-  void bumpFailed(int status, Reason reason, const std::string& detail);
   void originNeedsClientCert();
-  bool wrapClientTls(SSL* ssl);
   bool clientAlpnIsH2() const;
   void startH2();
   void endH2();
@@ -161,16 +150,11 @@ class ClientConn final : private RelayLink, private TunnelLink {
   };
   static void onConnectRetry(evutil_socket_t, short, void* arg);
   bool clientIsTls() const;
-  void startTlsBlock(const std::string& reason);
-  void onTlsBlockHello();
   bool tlsRecordsQueued() const;
   std::string shownUrl() const;
   void enterReadHead();
-  void beginInsideTunnel();  // a CONNECT's connection, TLS set up, starts reading the requests inside
   void enterDrain();
-  void close();
   bool reclaimIfIdle();  // Worker::reclaimIdle
-  void logExchange();
   void setState(ConnState s);
   const net::SocketAddr& localAddr() const;
   void freeUpstream();
@@ -198,31 +182,10 @@ class ClientConn final : private RelayLink, private TunnelLink {
   bool firstRequest_ = true;
   bool closeAfter_ = false;    // no further requests on this connection
   bool linger_ = false;        // Drain reads and discards before closing (client bytes may be unread)
-  bool tlsBlock_ = false;        // the client side is TLS on a minted leaf; requests get the block page
-  std::string tlsBlockReason_, tlsBlockHost_;
-  uint16_t tlsBlockPort_ = 443;
-  uint16_t tlsDenyStatus_ = 403;                    // what the page over TLS says (block, cert error)
-  Reason tlsDenyReason_ = Reason::ReputationBlock;
-  // An intercepted CONNECT, for the rest of the client connection.
-  struct Bump {
-    std::string host;        // the name (or IP) requests must address: SNI, else the CONNECT host
-    uint16_t port = 443;
-    net::SocketAddr dest;    // the origin address the CONNECT resolved to
-    std::string poolKey;     // UpstreamPool::tlsKey(dest, SNI): verified connections to reuse
-    bool clientHandshakeDone = false;
-  };
-  std::unique_ptr<Bump> bump_;
+  std::unique_ptr<Bump> bump_;  // the TLS interception of a CONNECT, once one began (bump.h)
   std::unique_ptr<h2::H2Session> h2_;
   bool inner_ = false;  // an HTTP/2 stream's connection (no socket of its own)
   Judge judge_;  // this connection's reputation lookups (judge.h)
-  std::string bumpName_;        // the name a CONNECT's ClientHello decided to mint for (and verify)
-  bool fallbackTunnel_ = false; // reconnecting in plain TCP to tunnel the client's own hello
-  bool helloOffersH2_ = false;  // the intercepted client's ClientHello offered h2 (ALPN)
-  // A CONNECT answered before its origin connection exists (a verified one was idle in the pool
-  // for the host): what to do once the hello decided and a new connection is needed after all.
-  enum class AfterConnect : uint8_t { Hello, Bump, Tunnel };
-  AfterConnect afterConnect_ = AfterConnect::Hello;
-  std::string tunnelWhy_;
   bool lingering_ = false;       // Drain: our answer is out and the write side is shut
   uint16_t drainPolls_ = 0;  // Drain over TLS: how often the timer looked for records still queued
   size_t headScanned_ = 0;

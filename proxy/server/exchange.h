@@ -1,0 +1,43 @@
+// The data of one request on a client connection that more than one phase writes: what the
+// access log will say of it (ExchangeRecord) and its origin connection (UpstreamLeg). Plain data
+// with no behaviour: each phase's own state lives in the phase (relay.h, tunnel.h, bump.h,
+// origin_handshake.h), never here.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "proxy/base/handles.h"
+#include "proxy/net/address.h"
+#include "proxy/server/metrics.h"
+
+namespace sekisho::server {
+
+struct ExchangeRecord {
+  double startEpoch = 0;
+  uint64_t startMs = 0;
+  uint64_t headBytesToClient = 0;
+  int status = 0;
+  Reason reason = Reason::None;
+  std::string refId;            // set with every refusal; on the page and in the log
+  std::string detail;
+  const char* squidCode = "TCP_MISS";
+  const char* mode = nullptr;   // access-log mode when not derived from squidCode ("bump")
+  std::string contentType;
+  bool respHeadSent = false;    // bytes of a response went to the client
+  bool logged = false;
+};
+
+struct UpstreamLeg {
+  std::vector<net::SocketAddr> addrs;  // what the name resolved to; tried in order (up to 3)
+  size_t addrIndex = 0;
+  net::SocketAddr dest;                // the address connected to (or to be)
+  BevPtr up;                           // the origin side: plain, verified TLS, or an h2 channel
+  bool upReused = false;               // `up` came from the pool
+  bool retried = false;                // sent again after a reused connection died unanswered
+  bool fdRetried = false;              // connecting again after making room for a descriptor
+  bool upTls = false;                  // `up` is a verified TLS connection (intercepted requests)
+  bool upH2 = false;                   // `up` is a channel to an HTTP/2 origin connection (h2_origin.h)
+};
+
+}  // namespace sekisho::server
