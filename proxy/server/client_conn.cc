@@ -2,6 +2,7 @@
 #include "proxy/server/bev_io.h"
 #include "proxy/server/direct_flush.h"
 #include "proxy/server/exchange.h"
+#include "proxy/server/local_pages.h"
 #include "proxy/server/filter.h"
 #include "proxy/server/forward_headers.h"
 
@@ -399,20 +400,9 @@ void ClientConn::handleRequest(http::RequestHead head) {
 }
 
 // TRACE or OPTIONS with Max-Forwards: 0 (admit.h): this proxy answers as the final recipient.
-// TRACE echoes the request as received, minus the fields that carry credentials.
 void ClientConn::answerMaxForwards(AdmitAction what) {
-  auto& req = ex_->req;
   ex_->squidCode = "NONE_NONE";
-  if (what == AdmitAction::AnswerOptions)
-    return respondLocal(200, "text/plain; charset=utf-8", "", true, "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE, CONNECT\r\n");
-  std::string echo;
-  echo.append(req.method).append(" ").append(req.target).append(req.versionMinor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
-  for (const auto& h : req.headers.items) {
-    if (iequals(h.name, "cookie") || iequals(h.name, "authorization") || iequals(h.name, "proxy-authorization")) continue;
-    echo.append(h.name).append(": ").append(h.value).append("\r\n");
-  }
-  echo.append("\r\n");
-  respondLocal(200, "message/http", echo, true);
+  respondLocal(what == AdmitAction::AnswerOptions ? optionsAnswer() : traceEcho(ex_->req));
 }
 
 void ClientConn::startResolve() {
@@ -1037,61 +1027,30 @@ bool ClientConn::judgeHelloSni(const std::string& name, std::function<void()> re
 
 // ---------------------------------------------------------------- local responses
 void ClientConn::serveSelf() {
-  const auto& cfg = *w_.config();
   auto& req = ex_->req;
   w_.metrics().selfPages.fetch_add(1, std::memory_order_relaxed);
   ex_->squidCode = "NONE_NONE";
-  std::string_view path = req.form == http::TargetForm::Absolute ? req.path : req.target;
-  path = path.substr(0, path.find('?'));
-  bool get = req.method == "GET" || req.method == "HEAD";
   if (req.body != BodyKind::None) closeAfter_ = linger_ = true;  // we do not read bodies sent to our pages
-  if (get && (path == "/proxy.pac" || path == "/wpad.dat")) {
-    std::string body = pac::render(cfg, localAddr().toString());
-    return respondLocal(200, "application/x-ns-proxy-autoconfig", body, !closeAfter_);
-  }
-  if (get && path == "/healthz") return respondLocal(200, "text/plain; charset=utf-8", "ok\n", !closeAfter_);
-  if (get && w_.facts().ca && (path == "/ca" || path == "/ca/" || path == "/ca.crt" || path == "/ca.der")) {
-    const ca::Ca& authority = *w_.facts().ca;
-    if (path == "/ca.crt") return respondLocal(200, "application/x-x509-ca-cert", authority.certPem(), !closeAfter_);
-    if (path == "/ca.der") return respondLocal(200, "application/pkix-cert", authority.certDer(), !closeAfter_);
-    const http::Header* al = req.headers.find("accept-language");
-    char notAfter[32] = "";
-    time_t na = authority.notAfter();
-    tm t;
-    gmtime_r(&na, &t);
-    strftime(notAfter, sizeof notAfter, "%Y-%m-%d", &t);
-    char* subj = X509_NAME_oneline(X509_get_subject_name(authority.cert()), nullptr, 0);
-    blockpage::CaPageInfo info;
-    std::string subject = subj ? subj : "";
-    OPENSSL_free(subj);
-    info.subject = subject;
-    info.fingerprint = authority.fingerprint();
-    info.notAfter = notAfter;
-    info.proxyName = cfg.visibleHostname;
-    info.lang = blockpage::pickLanguage(al ? al->value : std::string_view());
-    return respondLocal(200, "text/html; charset=utf-8", blockpage::renderCaPage(info), !closeAfter_);
-  }
-  respondError(404, Reason::NotFound, "this proxy has no page at " + std::string(path));
+  OwnPageFacts f;
+  f.cfg = w_.config().get();
+  f.ca = w_.facts().ca.get();
+  f.proxyAddress = [this] { return localAddr().toString(); };
+  if (auto page = ownPage(req, f)) return respondLocal(*page);
+  respondError(404, Reason::NotFound, "this proxy has no page at " + std::string(ownPagePath(req)));
 }
 
-void ClientConn::respondLocal(int status, std::string_view contentType, std::string_view body, bool keepAlive,
-                              std::string_view extraHeaders) {
+void ClientConn::respondLocal(const LocalPage& page) {
   bool head = ex_->req.method == "HEAD";
-  std::string h = "HTTP/1.1 " + std::to_string(status) + " " + std::string(blockpage::reasonPhrase(status)) +
-                  "\r\nContent-Type: " + std::string(contentType) + "\r\nContent-Length: " + std::to_string(body.size()) +
-                  "\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n";
-  h.append(extraHeaders);
-  if (!keepAlive) closeAfter_ = true;
-  if (closeAfter_) h += "Connection: close\r\n";
-  h += "\r\n";
+  std::string h = localResponseHead(page, closeAfter_);
   evbuffer* out = bufferevent_get_output(client_.get());
   addStr(out, h);
-  if (!head) addStr(out, body);
+  if (!head) addStr(out, page.body);
   kick(client_.get());
-  ex_->status = status;
+  ex_->status = page.status;
   ex_->respHeadSent = true;
-  ex_->headBytesToClient = h.size() + (head ? 0 : body.size());
-  if (contentType.size()) ex_->contentType.assign(contentType.substr(0, contentType.find(';')));
+  ex_->headBytesToClient = h.size() + (head ? 0 : page.body.size());
+  std::string_view ct = page.contentType;
+  if (!ct.empty()) ex_->contentType.assign(ct.substr(0, ct.find(';')));
   logExchange();
   freeUpstream();
   enterReadHead();
@@ -1105,7 +1064,6 @@ void ClientConn::respondError(int status, Reason reason, std::string_view detail
   }
   if (ex_->respHeadSent) return abortExchange(reason, detail);
   freeUpstream();
-  const auto& cfg = *w_.config();
   ex_->reason = reason;
   ex_->detail.assign(detail);
   ex_->refId = w_.newRefId();
@@ -1114,34 +1072,28 @@ void ClientConn::respondError(int status, Reason reason, std::string_view detail
   w_.metrics().byReason[size_t(reason)].fetch_add(1, std::memory_order_relaxed);
   const http::Header* al = ex_->req.headers.find("accept-language");
   std::string url = shownUrl();
-  std::string client = peerIp();
-  blockpage::ErrorInfo info;
-  info.status = status;
-  info.reason = reasonName(reason);
-  info.url = url;
-  info.detail = detail;
-  info.client = client;
-  info.refId = ex_->refId;
-  info.proxyName = cfg.visibleHostname;
-  info.epoch = ex_->startEpoch;
-  info.lang = blockpage::pickLanguage(al ? al->value : std::string_view());
-  std::string body = blockpage::renderErrorPage(info);
-  std::string h = "HTTP/1.1 " + std::to_string(status) + " " + std::string(blockpage::reasonPhrase(status)) +
-                  "\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +
-                  "\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
-                  "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'\r\n"
-                  "X-Sekisho-Ref: " + ex_->refId + "\r\nConnection: close\r\n\r\n";
+  ErrorFacts f;
+  f.status = status;
+  f.reason = reasonName(reason);
+  f.url = url;
+  f.detail = detail;
+  f.client = peerIp();
+  f.refId = ex_->refId;
+  f.proxyName = w_.config()->visibleHostname;
+  f.epoch = ex_->startEpoch;
+  f.acceptLanguage = al ? al->value : std::string_view();
+  ErrorResponse page = errorResponse(f);
   evbuffer* out = bufferevent_get_output(client_.get());
-  addStr(out, h);
-  if (ex_->req.method != "HEAD") addStr(out, body);
+  addStr(out, page.head);
+  if (ex_->req.method != "HEAD") addStr(out, page.body);
   kick(client_.get());
   ex_->respHeadSent = true;
-  ex_->headBytesToClient = h.size() + body.size();
+  ex_->headBytesToClient = page.head.size() + page.body.size();
   logExchange();
   closeAfter_ = true;
   linger_ = true;
   if (reason == Reason::ClientNotAllowed || reason == Reason::LoopDetected || reason >= Reason::BadRequest)
-    SLOG_DEBUG("refused %s: %s %s (%.*s) ref=%s", client.c_str(), reasonName(reason), url.c_str(), int(detail.size()),
+    SLOG_DEBUG("refused %s: %s %s (%.*s) ref=%s", peerIp().c_str(), reasonName(reason), url.c_str(), int(detail.size()),
                detail.data(), ex_->refId.c_str());
   enterDrain();
 }

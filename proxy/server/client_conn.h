@@ -28,6 +28,7 @@
 #include "proxy/server/bump.h"
 #include "proxy/server/h2/h2_session.h"
 #include "proxy/server/judge.h"
+#include "proxy/server/local_pages.h"
 #include "proxy/server/metrics.h"
 #include "proxy/server/origin_handshake.h"
 #include "proxy/server/relay.h"
@@ -131,9 +132,7 @@ class ClientConn final : private RelayLink, private TunnelLink, private BumpLink
   void useH2Channel(BevPtr ch, bool reused);
   void startTunnel();
   void serveSelf();
-  // `extraHeaders`: whole lines, each ending in CRLF.
-  void respondLocal(int status, std::string_view contentType, std::string_view body, bool keepAlive,
-                    std::string_view extraHeaders = {});
+  void respondLocal(const LocalPage& page);  // keeps the connection unless closeAfter_
   void answerMaxForwards(AdmitAction what);
   void onOriginTls(OriginHandshake::Outcome o);
   void originNeedsClientCert();
