@@ -47,9 +47,6 @@ constexpr milliseconds kLingerTimeout{2000};  // reading and discarding after ou
 constexpr size_t kLingerMaxBytes = 1 << 20;
 // An idle TLS client connection is trimmed (trimIdleBuffers) after this long.
 constexpr milliseconds kIdleTrimAfter{1000};
-// A request that will not be retried reuses only an origin connection parked less than this long
-// ago: shorter than any common keep-alive timeout (Apache and Node.js 5 s, nginx 75 s).
-constexpr milliseconds kUnsafeReuseWithin{2000};
 
 Reason reasonForParse(ErrKind k) {
   switch (k) {
@@ -67,9 +64,10 @@ Reason reasonForParse(ErrKind k) {
 // One request on this connection: its record and upstream (exchange.h), and the phases that
 // carry it, each with its own state.
 struct ClientConn::Exchange : ExchangeRecord, UpstreamLeg {
-  Exchange(RelayLink& r, TunnelLink& t) : relay(r), tunnel(t) {}
+  Exchange(RelayLink& r, TunnelLink& t, UpstreamLink& u) : upstream(u, *this), relay(r), tunnel(t) {}
   http::RequestHead req;
   int64_t maxForwards = -1;     // TRACE/OPTIONS: the Max-Forwards received (sent on less one)
+  Upstream upstream;            // resolve, admit and judge the addresses, pool or connect (upstream.h)
   Relay relay;                  // the HTTP exchange once an upstream is ready (relay.h)
   Tunnel tunnel;                // or the bytes of a tunnel or a WebSocket (tunnel.h)
   OriginHandshake handshake;    // TLS with the origin and its verification (origin_handshake.h)
@@ -184,20 +182,14 @@ size_t ClientConn::bufLimit() const {
 }
 
 void ClientConn::freeUpstream() {
-  if (ex_ && ex_->up) {
-    bufferevent_setcb(ex_->up.get(), nullptr, nullptr, nullptr, nullptr);
-    // A channel's h2::H2Origin learns that the exchange is over only through an explicit EOF.
-    if (ex_->upH2) {
-      bufferevent_flush(ex_->up.get(), EV_WRITE, BEV_FINISHED);
-      w_.h2Origins().forget(ex_->up.get());
-    }
-    ex_->upH2 = false;
-    // The next upstream earns TLS anew: a retry on a fresh TCP connection must not pass for
-    // an established TLS one and send the request in clear.
-    ex_->upTls = false;
-    ex_->up.reset();
-  }
-  if (ex_) ex_->relay.upstreamGone();
+  if (!ex_) return;
+  ex_->upstream.release();
+  ex_->relay.upstreamGone();
+}
+
+std::unique_ptr<ClientConn::Exchange> ClientConn::newExchange() {
+  return std::make_unique<Exchange>(static_cast<RelayLink&>(*this), static_cast<TunnelLink&>(*this),
+                                    static_cast<UpstreamLink&>(*this));
 }
 
 void ClientConn::close() {
@@ -296,7 +288,7 @@ void ClientConn::readHead() {
     bool lineTooLong = lineEnd == std::string_view::npos ? n > cfg.limits.maxRequestLine : lineEnd > cfg.limits.maxRequestLine;
     if (lineTooLong) {
       firstRequest_ = false;
-      ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this), static_cast<TunnelLink&>(*this));
+      ex_ = newExchange();
       ex_->startEpoch = double(nowMs()) / 1000.0;
       ex_->startMs = nowMs();
       respondError(414, Reason::UriTooLong, "the request line is longer than " + std::to_string(cfg.limits.maxRequestLine) + " bytes");
@@ -304,7 +296,7 @@ void ClientConn::readHead() {
     }
     if (len >= limit) {
       firstRequest_ = false;
-      ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this), static_cast<TunnelLink&>(*this));
+      ex_ = newExchange();
       ex_->startEpoch = double(nowMs()) / 1000.0;
       ex_->startMs = nowMs();
       respondError(431, Reason::HeadersTooLarge, "the request head is larger than " + std::to_string(limit) + " bytes");
@@ -319,7 +311,7 @@ void ClientConn::readHead() {
   firstRequest_ = false;
   w_.metrics().bytesFromClients.fetch_add(end, std::memory_order_relaxed);
   if (!parsed) {
-    ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this), static_cast<TunnelLink&>(*this));
+    ex_ = newExchange();
     ex_->startEpoch = double(nowMs()) / 1000.0;
     ex_->startMs = nowMs();
     ex_->squidCode = "NONE_NONE";
@@ -341,7 +333,7 @@ const net::SocketAddr& ClientConn::localAddr() const {
 
 void ClientConn::handleRequest(http::RequestHead head) {
   const auto& cfg = *w_.config();
-  ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this), static_cast<TunnelLink&>(*this));
+  ex_ = newExchange();
   ex_->req = std::move(head);
   ex_->startMs = nowMs();
   ex_->startEpoch = double(ex_->startMs) / 1000.0;
@@ -392,49 +384,17 @@ void ClientConn::handleRequest(http::RequestHead head) {
     return checkReputation(nullptr, [this] {
       ex_->addrs = {bumped()->dest};
       ex_->addrIndex = 0;
-      connectUpstream();
+      ex_->upstream.connect();
     });
   }
   // Refused: the origin is never contacted. Allowed (now, or when the store answers): resolve.
-  checkReputation(nullptr, [this] { startResolve(); });
+  checkReputation(nullptr, [this] { ex_->upstream.resolve(); });
 }
 
 // TRACE or OPTIONS with Max-Forwards: 0 (admit.h): this proxy answers as the final recipient.
 void ClientConn::answerMaxForwards(AdmitAction what) {
   ex_->squidCode = "NONE_NONE";
   respondLocal(what == AdmitAction::AnswerOptions ? optionsAnswer() : traceEcho(ex_->req));
-}
-
-void ClientConn::startResolve() {
-  const auto& cfg = *w_.config();
-  auto& req = ex_->req;
-  setState(ConnState::Resolve);
-  armTimer(cfg.timeouts.connect);
-  Worker* w = &w_;
-  uint64_t id = id_;
-  w_.resolver().resolve(req.host, [w, id](Result<std::vector<net::SocketAddr>> answer) {
-    if (ClientConn* c = w->findConn(id)) c->onResolved(std::move(answer));
-  });
-}
-
-void ClientConn::onResolved(Result<std::vector<net::SocketAddr>> answer) {
-  if (state_ != ConnState::Resolve || !ex_) return;
-  if (!answer) return respondError(answer.error().retryable ? 504 : 502, Reason::DnsFailed, answer.error().detail);
-  if (answer->empty()) return respondError(502, Reason::DnsFailed, ex_->req.host + " has no address");
-  ex_->addrs = std::move(*answer);
-  AddressFacts af;
-  af.host = ex_->req.host;
-  af.peerLoopback = peer_.isLoopback();
-  af.self = w_.selfFacts();
-  for (auto& a : ex_->addrs) {
-    a.setPort(ex_->req.port);
-    if (auto refused = admitAddress(a, af)) {
-      if (refused->denied) ex_->squidCode = "TCP_DENIED";
-      return respondError(refused->status, refused->reason, refused->detail);
-    }
-  }
-  ex_->addrIndex = 0;
-  checkReputation(&ex_->addrs, [this] { connectUpstream(); });  // address and CIDR rules, now that we know them
 }
 
 // The reputation verdict for this request (judge.h): URL, host and parent domains before any
@@ -509,78 +469,18 @@ void ClientConn::beginInsideTunnel() {
   enterReadHead();
 }
 
-void ClientConn::connectUpstream() {
-  ex_->dest = ex_->addrs[ex_->addrIndex];
-  bool isConnect = ex_->req.method == "CONNECT";
-  // An intercepted CONNECT whose origin already has a verified, idle TLS connection here: answer
-  // now and decide on the hello; most likely that connection serves it (no origin handshake).
-  if (isConnect && Bump::possible(w_) && bumpPhase().waitingForHello()) {
-    std::string key = UpstreamPool::tlsKey(ex_->dest, ex_->req.host);
-    if (w_.pool().has(key) || w_.h2Origins().has(key)) return startTunnel();
-  }
-  // A request that is not idempotent is never retried (onUpstreamEvent): it goes only on a
-  // connection the origin cannot have timed out yet (one parked moments ago, or an h2 one the
-  // origin has just been heard on, after a PING if need be).
-  bool unsafe = !http::isIdempotent(ex_->req.method);
-  // An HTTP/2 client's request goes as a stream on an HTTP/2 origin connection when there is one.
-  const BumpedOrigin* origin = bumped();
-  if (!isConnect && !ex_->retried && origin && inner_ && w_.config()->tls.http2) {
-    if (h2::H2Origin* o = w_.h2Origins().find(origin->poolKey))
-      if (BevPtr ch = o->open(unsafe, windowBudget_)) return useH2Channel(std::move(ch), true);
-  }
-  if (!isConnect && !ex_->retried) {
-    UpstreamPool& pool = w_.pool();
-    BevPtr pooled = !unsafe   ? (origin ? pool.take(origin->poolKey) : pool.take(ex_->dest))
-                    : origin ? pool.takeFresh(origin->poolKey, kUnsafeReuseWithin)
-                            : pool.takeFresh(ex_->dest, kUnsafeReuseWithin);
-    if (pooled) {
-      ex_->up = std::move(pooled);
-      ex_->upReused = true;
-      ex_->upTls = origin != nullptr;
-      w_.metrics().upstreamReuses.fetch_add(1, std::memory_order_relaxed);
-      bufferevent_setcb(ex_->up.get(), &upReadCb, &upWriteCb, &upEventCb, this);
-      onUpstreamConnected();
-      return;
-    }
-  }
-  setState(ConnState::Connect);
-  ex_->upReused = false;
-  ex_->up.reset(bufferevent_socket_new(w_.base(), -1, BEV_OPT_CLOSE_ON_FREE));
-  bufferevent_setcb(ex_->up.get(), &upReadCb, &upWriteCb, &upEventCb, this);
-  w_.metrics().upstreamConnects.fetch_add(1, std::memory_order_relaxed);
-  if (bufferevent_socket_connect(ex_->up.get(), ex_->dest.sa(), int(ex_->dest.len)) != 0) {
-    int err = errno;
-    freeUpstream();
-    // Out of descriptors: idle pooled origin connections, else the client connections idle
-    // longest, make room (a client's socket closes on the loop's next turn), and the connection is
-    // tried once more right after.
-    if ((err == EMFILE || err == ENFILE) && !ex_->fdRetried && w_.freeDescriptors("out of file descriptors for an origin connection")) {
-      ex_->fdRetried = true;
-      timeval tv{0, 2000};
-      event_base_once(w_.base(), -1, EV_TIMEOUT, &ClientConn::onConnectRetry, new ConnRef{&w_, id_}, &tv);
-      return;
-    }
-    respondError(502, Reason::ConnectFailed, "could not start a connection to " + ex_->dest.toString() + ": " + strerror(err));
-  }
+// ---------------------------------------------------------------- UpstreamLink (upstream.h)
+void ClientConn::attach(bufferevent* up) { bufferevent_setcb(up, &upReadCb, &upWriteCb, &upEventCb, this); }
+
+void ClientConn::judgeAddresses(const std::vector<net::SocketAddr>& addrs, std::function<void()> next) {
+  checkReputation(&addrs, std::move(next));
 }
 
-void ClientConn::onConnectRetry(evutil_socket_t, short, void* arg) {
-  std::unique_ptr<ConnRef> ref(static_cast<ConnRef*>(arg));
-  ClientConn* c = ref->w->findConn(ref->id);
-  if (c && c->state_ == ConnState::Connect && c->ex_ && !c->ex_->up) c->connectUpstream();
-}
+Upstream* ClientConn::upstreamIn(ConnState s) { return state_ == s && ex_ ? &ex_->upstream : nullptr; }
 
-// `ch` is a channel to an HTTP/2 origin connection: it takes HTTP/1.1 like any upstream.
-// `reused`: the origin connection existed before (a refused stream is then retried on a new one).
-void ClientConn::useH2Channel(BevPtr ch, bool reused) {
-  ex_->up = std::move(ch);
-  ex_->upReused = reused;
-  ex_->upTls = true;
-  ex_->upH2 = true;
-  if (reused) w_.metrics().upstreamReuses.fetch_add(1, std::memory_order_relaxed);
-  bufferevent_setcb(ex_->up.get(), &upReadCb, &upWriteCb, &upEventCb, this);
-  onUpstreamConnected();
-}
+void ClientConn::connectOrigin() { ex_->upstream.connect(); }
+
+bool ClientConn::mayAnswerConnectEarly() { return Bump::possible(w_) && bumpPhase().waitingForHello(); }
 
 void ClientConn::onUpstreamConnected() {
   // Inside an intercepted connection a new TCP connection first gets its TLS handshake and
@@ -707,13 +607,7 @@ void ClientConn::onUpstreamEvent(short what) noexcept {
     return respondError(502, Reason::UpstreamReset, "the origin closed the connection before TLS started");
   }
   int err = EVUTIL_SOCKET_ERROR();
-  if (state_ == ConnState::Connect) {
-    std::string why = "connection to " + ex_->dest.toString() + " failed: " +
-                      ((what & BEV_EVENT_ERROR) && err ? strerror(err) : "closed");
-    freeUpstream();
-    if (++ex_->addrIndex < ex_->addrs.size() && ex_->addrIndex < 3) return connectUpstream();
-    return respondError(502, Reason::ConnectFailed, why);
-  }
+  if (state_ == ConnState::Connect) return ex_->upstream.onConnectFailed(what);
   if (state_ == ConnState::Tunnel) {
     if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) return ex_->tunnel.onEof(false);
     return close();
@@ -721,23 +615,8 @@ void ClientConn::onUpstreamEvent(short what) noexcept {
   if (state_ != ConnState::Relay) return;
   bool eof = (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR);
   if (!ex_->relay.haveResponse()) {
-    // A reused connection that the origin had already closed: retry once on a fresh one when
-    // nothing of the request body has been consumed and the request may be sent twice (RFC 9112
-    // §9.3.1: an idempotent method; the origin may have acted on anything else before it
-    // closed), or when the origin cannot have seen it (an h2 stream it refused, h2_origin.h).
-    bool bodySent = ex_->relay.requestBodyBytes() > 0;
-    bool mayRepeat = http::isIdempotent(ex_->req.method) || (ex_->upH2 && w_.h2Origins().unprocessed(ex_->up.get()));
-    if (ex_->upReused && !ex_->retried && !bodySent && mayRepeat &&
-        evbuffer_get_length(bufferevent_get_input(ex_->up.get())) == 0) {
-      ex_->retried = true;
-      w_.metrics().upstreamRetries.fetch_add(1, std::memory_order_relaxed);
-      freeUpstream();
-      return connectUpstream();
-    }
-    std::string why = eof ? "the origin closed the connection without answering"
-                          : std::string("the origin reset the connection: ") + (err ? strerror(err) : "error");
-    if (ex_->upReused && !ex_->retried && !bodySent && !mayRepeat)
-      why.append(" (not retried: the origin may have acted on the ").append(ex_->req.method).append(")");
+    std::string why;
+    if (ex_->upstream.retryAfterDeath(eof, ex_->relay.requestBodyBytes(), &why)) return;
     return respondError(502, Reason::UpstreamReset, why);
   }
   if (eof) return ex_->relay.onUpstreamEof();
@@ -874,7 +753,7 @@ void ClientConn::onOriginTls(OriginHandshake::Outcome o) {
     h2::H2Origin* h = w_.h2Origins().add(UpstreamPool::tlsKey(ex_->dest, ex_->handshake.name()), std::move(ex_->up));
     BevPtr ch = h ? h->open(false, windowBudget_) : nullptr;
     if (!ch) return respondError(502, Reason::UpstreamTlsFailed, "the HTTP/2 connection to the origin could not start");
-    return useH2Channel(std::move(ch), false);
+    return ex_->upstream.useH2Channel(std::move(ch), false);
   }
   ex_->upTls = true;
   onUpstreamConnected();
@@ -1058,7 +937,7 @@ void ClientConn::respondLocal(const LocalPage& page) {
 
 void ClientConn::respondError(int status, Reason reason, std::string_view detail) {
   if (!ex_) {
-    ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this), static_cast<TunnelLink&>(*this));
+    ex_ = newExchange();
     ex_->startMs = nowMs();
     ex_->startEpoch = double(ex_->startMs) / 1000.0;
   }
@@ -1125,7 +1004,7 @@ void ClientConn::onTimer() noexcept {
       }
       if (headStarted_) {
         if (!ex_) {
-          ex_ = std::make_unique<Exchange>(static_cast<RelayLink&>(*this), static_cast<TunnelLink&>(*this));
+          ex_ = newExchange();
           ex_->startMs = now;
           ex_->startEpoch = double(now) / 1000.0;
           ex_->squidCode = "NONE_NONE";

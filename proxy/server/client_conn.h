@@ -33,6 +33,7 @@
 #include "proxy/server/origin_handshake.h"
 #include "proxy/server/relay.h"
 #include "proxy/server/tunnel.h"
+#include "proxy/server/upstream.h"
 #include "proxy/server/splice_tunnel.h"
 #include "reputation/embedded_store.h"
 #include "reputation/policy.h"
@@ -44,7 +45,7 @@ class Worker;
 
 
 
-class ClientConn final : private RelayLink, private TunnelLink, private BumpLink {
+class ClientConn final : private RelayLink, private TunnelLink, private BumpLink, private UpstreamLink {
  public:
   ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer, bool allowed);
   // An inner connection of an HTTP/2 session: `bev` is its end of a bufferevent pair, and every
@@ -61,7 +62,7 @@ class ClientConn final : private RelayLink, private TunnelLink, private BumpLink
   ConnState state() const { return state_; }
 
  private:
-  friend class Worker;  // the idle list (Worker::markIdle), closing an idle connection, findJudge
+  friend class Worker;  // the idle list (Worker::markIdle), closing an idle connection, findJudge/findUpstream
   struct Exchange;
 
   // libevent trampolines
@@ -97,7 +98,7 @@ class ClientConn final : private RelayLink, private TunnelLink, private BumpLink
   ExchangeRecord& record() override;
   UpstreamLeg& upstream() override;
   void dropUpstream() override { freeUpstream(); }
-  void connectOrigin() override { connectUpstream(); }
+  void connectOrigin() override;
   void startOriginTls() override;
   void enterState(ConnState s, std::chrono::milliseconds deadline) override;
   bool wrapClientTls(SSL* ssl) override;
@@ -109,7 +110,17 @@ class ClientConn final : private RelayLink, private TunnelLink, private BumpLink
   bool judgeHelloSni(const std::string& name, std::function<void()> resume,
                      std::optional<reputation::Decision>* out) override;
   Bump& bumpPhase();                   // made on first use
-  const BumpedOrigin* bumped() const;  // the origin this connection was intercepted for, or null
+  // UpstreamLink (upstream.h).
+  const BumpedOrigin* bumped() const override;  // the origin this connection was intercepted for, or null
+  uint64_t connId() const override { return id_; }
+  bool isH2Stream() const override { return inner_; }
+  const std::shared_ptr<uint64_t>& h2WindowBudget() const override { return windowBudget_; }
+  bool peerIsLoopback() const override { return peer_.isLoopback(); }
+  void attach(bufferevent* up) override;
+  void judgeAddresses(const std::vector<net::SocketAddr>& addrs, std::function<void()> next) override;
+  bool mayAnswerConnectEarly() override;
+  void answerConnectEarly() override { startTunnel(); }
+  void upstreamReady() override { onUpstreamConnected(); }
   static void upWriteCb(bufferevent*, void* arg);
   static void upEventCb(bufferevent*, short what, void* arg);
   static void timerCb(evutil_socket_t, short, void* arg);
@@ -124,12 +135,8 @@ class ClientConn final : private RelayLink, private TunnelLink, private BumpLink
 
   void readHead();
   void handleRequest(http::RequestHead head);
-  void onResolved(Result<std::vector<net::SocketAddr>> answer);
-  void connectUpstream();
   void checkReputation(const std::vector<net::SocketAddr>* addrs, std::function<void()> next);
-  void startResolve();
   void onUpstreamConnected();
-  void useH2Channel(BevPtr ch, bool reused);
   void startTunnel();
   void serveSelf();
   void respondLocal(const LocalPage& page);  // keeps the connection unless closeAfter_
@@ -147,7 +154,6 @@ class ClientConn final : private RelayLink, private TunnelLink, private BumpLink
     Worker* w;
     uint64_t id;
   };
-  static void onConnectRetry(evutil_socket_t, short, void* arg);
   bool clientIsTls() const;
   bool tlsRecordsQueued() const;
   std::string shownUrl() const;
@@ -157,6 +163,8 @@ class ClientConn final : private RelayLink, private TunnelLink, private BumpLink
   void setState(ConnState s);
   const net::SocketAddr& localAddr() const;
   void freeUpstream();
+  std::unique_ptr<Exchange> newExchange();
+  Upstream* upstreamIn(ConnState s);  // the exchange's upstream phase while in `s` (Worker::findUpstream)
   uint64_t nowMs() const;
 
   Worker& w_;

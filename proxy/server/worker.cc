@@ -374,6 +374,11 @@ std::string_view Worker::viaBy() {
   return viaBy_;
 }
 
+Upstream* Worker::findUpstream(uint64_t connId, ConnState state) const {
+  ClientConn* c = findConn(connId);
+  return c ? c->upstreamIn(state) : nullptr;
+}
+
 Judge* Worker::findJudge(uint64_t connId) const {
   ClientConn* c = findConn(connId);
   return c ? &c->judge_ : nullptr;

@@ -26,6 +26,7 @@
 #include "proxy/config/config.h"
 #include "proxy/log/access_log.h"
 #include "proxy/server/admit.h"
+#include "proxy/server/conn_state.h"
 #include "proxy/server/metrics.h"
 #include "proxy/server/resolver.h"
 #include "proxy/server/direct_flush.h"
@@ -39,6 +40,7 @@ namespace sekisho::server {
 
 class ClientConn;
 class Judge;
+class Upstream;
 
 using SslCtxPtrShared = std::shared_ptr<SSL_CTX>;
 
@@ -116,7 +118,13 @@ class Worker {
   bool draining() const { return draining_; }
   unsigned id() const { return id_; }
   ClientConn* findConn(uint64_t connId) const;
-  Judge* findJudge(uint64_t connId) const;  // that connection's, for a late store answer (judge.h)
+  Judge* findJudge(uint64_t connId) const;
+  // That connection's upstream phase, when the connection is still in `state` (a late resolver
+  // answer or connect retry finds nothing otherwise).
+  Upstream* findUpstream(uint64_t connId, ConnState state) const;
+  // Out of descriptors: the idle pooled origin connections go first (a new handshake later is
+  // all they cost), then the client connections idle longest. How many sockets it closed.
+  size_t freeDescriptors(const char* why);  // that connection's, for a late store answer (judge.h)
   // Starts an inner connection for one HTTP/2 stream on `bev` (its end of a pair); false when
   // the worker is at its connection limit or shutting down.
   bool adoptInner(BevPtr bev, const h2::InnerTarget& target);
@@ -147,9 +155,6 @@ class Worker {
   void accept(evutil_socket_t fd, sockaddr* sa, int len);
   size_t reclaimIdle(size_t n, const char* why);  // closes up to n of idle_, oldest first
   bool logDue(uint64_t& lastMs);  // true at most once a second for one `lastMs`
-  // Out of descriptors: the idle pooled origin connections go first (a new handshake later is
-  // all they cost), then the client connections idle longest. How many sockets it closed.
-  size_t freeDescriptors(const char* why);
   void beginShutdown(std::chrono::milliseconds deadline);
   void maybeFinishShutdown();
   void applyConfig();
