@@ -19,8 +19,10 @@
 //
 // Writing a filter: derive from RequestFilter or ResponseFilter, override what it needs (the
 // defaults pass everything), keep per-exchange state in members, and add it where the relay
-// builds its chain (FilterChain::add). forward_headers.h is the example: hop-by-hop fields,
-// Connection-named fields, Max-Forwards and Via (RFC 9110 §7.6).
+// builds its chains (FilterList::add in relay.cc). forward_headers.h is the example: hop-by-hop
+// fields, Connection-named fields, Max-Forwards and Via (RFC 9110 §7.6). The relay runs the head
+// chains today; its response pump hands bodies to BodyChain once the first body filter exists
+// (docs/ARCHITECTURE.md).
 #pragma once
 #include <event2/buffer.h>
 
