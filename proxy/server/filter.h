@@ -1,8 +1,9 @@
 // Filters: the seam between a message head being parsed and its bytes going out.
 //
 // Each exchange runs its request head through a chain of RequestFilters and its response through
-// a chain of ResponseFilters (FilterChain, one per exchange, built from the Config by the relay;
-// its built-in filters live inside the chain, so an exchange allocates nothing for them). A filter
+// a chain of ResponseFilters (a FilterList each, built per exchange by the relay; the built-in
+// filters are members of the relay and the list is inline, so an exchange allocates nothing for
+// them). A filter
 // never owns a socket and never reads another phase's state: it sees the head, decides, and
 // writes through a HeadWriter.
 //
