@@ -79,4 +79,32 @@ void quietIfEmpty(bufferevent* bev) {
   if (isTlsBev(bev)) return;  // TLS keeps its write side on
   if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) bufferevent_disable(bev, EV_WRITE);
 }
+bufferevent* wrapServerTls(event_base* base, bufferevent* plain, SSL* ssl, size_t bufferBytes) {
+  bufferevent_setcb(plain, nullptr, nullptr, nullptr, nullptr);
+  bufferevent* tls = bufferevent_openssl_filter_new(base, plain, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+  if (!tls) {
+    SSL_free(ssl);
+    bufferevent_free(plain);
+    return nullptr;
+  }
+  bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+  bufferevent_setwatermark(plain, EV_WRITE, bufferBytes / 2, bufferBytes);
+  DirectFlush::quiet(plain);
+  return tls;
+}
+
+bool tlsRecordsQueued(bufferevent* tls) {
+  bufferevent* under = bufferevent_get_underlying(tls);
+  return under && evbuffer_get_length(bufferevent_get_output(under)) > 0;
+}
+
+bool alpnChoseH2(bufferevent* tls) {
+  SSL* ssl = bufferevent_openssl_get_ssl(tls);
+  if (!ssl) return false;
+  const unsigned char* p = nullptr;
+  unsigned n = 0;
+  SSL_get0_alpn_selected(ssl, &p, &n);
+  return n == 2 && p[0] == 'h' && p[1] == '2';
+}
+
 }  // namespace sekisho::server

@@ -4,6 +4,7 @@
 #pragma once
 #include <event2/bufferevent.h>
 #include <event2/buffer.h>
+#include <openssl/ssl.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -55,5 +56,15 @@ void pokeTlsPending(bufferevent* bev);
 bool takeBufferedRecord(bufferevent* bev);
 // Called from a write callback: the output has drained, so the event goes off again.
 void quietIfEmpty(bufferevent* bev);
+
+// The client side of an intercepted connection: a TLS server filter over the plain bufferevent,
+// taking `ssl` (the ClientHello still buffered goes with it). Null when libevent refuses; `plain`
+// and `ssl` are freed then. The filter encrypts into the plain output only while that is under
+// `bufferBytes`: without the mark, a client that never reads would make us hold every record.
+bufferevent* wrapServerTls(event_base* base, bufferevent* plain, SSL* ssl, size_t bufferBytes);
+// TLS records a filter has produced that its socket has not taken yet.
+bool tlsRecordsQueued(bufferevent* tls);
+// The ALPN the client's TLS chose was h2.
+bool alpnChoseH2(bufferevent* tls);
 
 }  // namespace sekisho::server

@@ -118,8 +118,8 @@ void Bump::onHello(bool timedOut) {
     f.rememberedClientCert = rem->check(hostPort, mitm::RememberKind::ClientCert, now);
     f.rememberedPinned = rem->check(link_.clientIp() + "|" + hostPort, mitm::RememberKind::Pinned, now);
   }
+  std::optional<reputation::Decision> sd;  // outlives decideBump: f.verdictReason views it
   if (name != req.host) {
-    std::optional<reputation::Decision> sd;
     if (!link_.judgeHelloSni(name, [this] { onHello(false); }, &sd)) return;  // the store answers later
     if (sd && sd->outcome == reputation::Decision::Outcome::Block) {
       f.verdict = mitm::HostVerdict::Block;

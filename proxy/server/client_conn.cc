@@ -2,6 +2,7 @@
 #include "proxy/server/bev_io.h"
 #include "proxy/server/direct_flush.h"
 #include "proxy/server/exchange.h"
+#include "proxy/server/head_reader.h"
 #include "proxy/server/local_pages.h"
 #include "proxy/server/filter.h"
 #include "proxy/server/forward_headers.h"
@@ -47,17 +48,6 @@ constexpr milliseconds kLingerTimeout{2000};  // reading and discarding after ou
 constexpr size_t kLingerMaxBytes = 1 << 20;
 // An idle TLS client connection is trimmed (trimIdleBuffers) after this long.
 constexpr milliseconds kIdleTrimAfter{1000};
-
-Reason reasonForParse(ErrKind k) {
-  switch (k) {
-    case ErrKind::AmbiguousFraming: return Reason::AmbiguousFraming;
-    case ErrKind::UriTooLong: return Reason::UriTooLong;
-    case ErrKind::HeadTooLarge: return Reason::HeadersTooLarge;
-    case ErrKind::BodyTooLarge: return Reason::BodyTooLarge;
-    case ErrKind::NotImplemented: return Reason::NotImplemented;
-    default: return Reason::BadRequest;
-  }
-}
 
 }  // namespace
 
@@ -270,53 +260,31 @@ void ClientConn::onClientReadable() noexcept {
 void ClientConn::readHead() {
   const auto& cfg = *w_.config();
   evbuffer* in = bufferevent_get_input(client_.get());
-  size_t len = evbuffer_get_length(in);
-  if (len == 0) return;
+  if (evbuffer_get_length(in) == 0) return;
   if (!headStarted_) {
     headStarted_ = true;
     if (idleListed_) w_.unmarkIdle(this);
     if (!firstRequest_) armTimer(cfg.timeouts.requestHeader);  // slowloris: the whole head within this
   }
-  size_t limit = cfg.limits.maxHeadBytes;
-  size_t n = std::min(len, limit);
-  auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, ssize_t(n)));
-  std::string_view data(p, n);
-  size_t end = http1::findHeadEnd(data, headScanned_);
-  if (end == 0) {
-    headScanned_ = n;
-    size_t lineEnd = data.find('\n');
-    bool lineTooLong = lineEnd == std::string_view::npos ? n > cfg.limits.maxRequestLine : lineEnd > cfg.limits.maxRequestLine;
-    if (lineTooLong) {
-      firstRequest_ = false;
-      ex_ = newExchange();
-      ex_->startEpoch = double(nowMs()) / 1000.0;
-      ex_->startMs = nowMs();
-      respondError(414, Reason::UriTooLong, "the request line is longer than " + std::to_string(cfg.limits.maxRequestLine) + " bytes");
-      return;
-    }
-    if (len >= limit) {
-      firstRequest_ = false;
-      ex_ = newExchange();
-      ex_->startEpoch = double(nowMs()) / 1000.0;
-      ex_->startMs = nowMs();
-      respondError(431, Reason::HeadersTooLarge, "the request head is larger than " + std::to_string(limit) + " bytes");
-      return;
-    }
-    return;
-  }
-  http1::Limits lim{cfg.limits.maxRequestLine, cfg.limits.maxHeadBytes, cfg.limits.maxHeaders};
-  auto parsed = http1::parseRequestHead(data.substr(0, end), lim);
-  smallReadsUntilData();  // the drain below frees the head's chain; what it reserves next is small
-  evbuffer_drain(in, end);
+  HeadScan scan = scanRequestHead(in, headScanned_, cfg.limits);
+  if (scan.kind == HeadScan::Kind::NeedMore) return;
   firstRequest_ = false;
-  w_.metrics().bytesFromClients.fetch_add(end, std::memory_order_relaxed);
+  if (scan.kind == HeadScan::Kind::TooLarge) {
+    ex_ = newExchange();
+    ex_->startMs = nowMs();
+    ex_->startEpoch = double(ex_->startMs) / 1000.0;
+    return respondError(scan.status, scan.reason, scan.detail);
+  }
+  auto parsed = parseScannedHead(in, scan.headBytes, cfg.limits);
+  smallReadsUntilData();  // the drain below frees the head's chain; what it reserves next is small
+  evbuffer_drain(in, scan.headBytes);
+  w_.metrics().bytesFromClients.fetch_add(scan.headBytes, std::memory_order_relaxed);
   if (!parsed) {
     ex_ = newExchange();
-    ex_->startEpoch = double(nowMs()) / 1000.0;
     ex_->startMs = nowMs();
+    ex_->startEpoch = double(ex_->startMs) / 1000.0;
     ex_->squidCode = "NONE_NONE";
-    respondError(http1::statusFor(parsed.error().kind), reasonForParse(parsed.error().kind), parsed.error().detail);
-    return;
+    return respondError(http1::statusFor(parsed.error().kind), reasonForParse(parsed.error().kind), parsed.error().detail);
   }
   handleRequest(std::move(*parsed));
 }
@@ -452,10 +420,7 @@ std::string ClientConn::shownUrl() const {
 }
 
 // TLS records our filter has produced that the socket has not taken yet.
-bool ClientConn::tlsRecordsQueued() const {
-  bufferevent* under = bufferevent_get_underlying(client_.get());
-  return under && evbuffer_get_length(bufferevent_get_output(under)) > 0;
-}
+bool ClientConn::tlsRecordsQueued() const { return server::tlsRecordsQueued(client_.get()); }
 
 // After a CONNECT's 2xx the connection is a tunnel (RFC 9110 §9.3.6): the CONNECT's own version
 // and Connection / Proxy-Connection fields ended with that exchange, and the HTTP inside (bumped,
@@ -773,14 +738,7 @@ void ClientConn::originNeedsClientCert() {
   bump_->onOriginWantsClientCert();
 }
 
-bool ClientConn::clientAlpnIsH2() const {
-  SSL* ssl = bufferevent_openssl_get_ssl(client_.get());
-  if (!ssl) return false;
-  const unsigned char* p = nullptr;
-  unsigned n = 0;
-  SSL_get0_alpn_selected(ssl, &p, &n);
-  return n == 2 && p[0] == 'h' && p[1] == '2';
-}
+bool ClientConn::clientAlpnIsH2() const { return alpnChoseH2(client_.get()); }
 
 // The client chose HTTP/2: from here the session speaks for the connection, and each stream is a
 // request on an inner connection that takes the ordinary bumped request path.
@@ -856,27 +814,17 @@ void ClientConn::onH2Resume(evutil_socket_t, short, void* arg) {
   if (c && c->state_ == ConnState::H2 && c->h2_ && !c->h2_->onClientReadable()) c->endH2();
 }
 
-// Replaces the plain client bufferevent with a TLS server filter over it, taking `ssl`; the
-// ClientHello still buffered goes with it. False (and ssl freed) when libevent refuses.
+// The client side becomes TLS on `ssl` (bev_io.h); the ClientHello still buffered goes with it.
 bool ClientConn::wrapClientTls(SSL* ssl) {
-  bufferevent* plain = client_.release();
-  bufferevent_setcb(plain, nullptr, nullptr, nullptr, nullptr);
-  bufferevent* tls = bufferevent_openssl_filter_new(w_.base(), plain, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+  size_t bufferBytes = w_.config()->limits.bufferBytes;
+  bufferevent* tls = wrapServerTls(w_.base(), client_.release(), ssl, bufferBytes);
   if (!tls) {
-    SSL_free(ssl);
-    bufferevent_free(plain);
     client_.reset(bufferevent_socket_new(w_.base(), -1, 0));  // keeps close() simple
     return false;
   }
-  bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
-  // The filter encrypts into the plain bufferevent's output only while that is under its write
-  // high-water mark: without one, a client that never reads would make us hold every record.
-  size_t bufferBytes = w_.config()->limits.bufferBytes;
-  bufferevent_setwatermark(plain, EV_WRITE, bufferBytes / 2, bufferBytes);
-  DirectFlush::quiet(plain);
   client_.reset(tls);
   bufferevent_setcb(tls, &clientReadCb, &clientWriteCb, &clientEventCb, this);
-  tuneBev(tls, w_.config()->limits.bufferBytes);
+  tuneBev(tls, bufferBytes);
   bufferevent_enable(tls, EV_READ | EV_WRITE);
   return true;
 }
@@ -1074,26 +1022,8 @@ void ClientConn::logExchange() {
   m.bytesToClients.fetch_add(toClient, std::memory_order_relaxed);
   accesslog::AccessLog* log = w_.accessLog();
   if (!log || !log->enabled()) return;
-  accesslog::Record r;
-  r.startEpoch = ex_->startEpoch;
-  r.elapsedMs = nowMs() - ex_->startMs;
-  r.client = peerIp();
-  r.squidCode = ex_->squidCode;
-  r.status = ex_->status;
-  r.bytesToClient = toClient;
-  r.bytesFromClient = ex_->relay.requestBodyBytes() + ex_->req.storage.size;
-  r.method = ex_->req.method.empty() ? "-" : std::string(ex_->req.method);
-  r.url = shownUrl();
-  if (r.url.empty()) r.url = "-";
-  r.user = "-";
-  bool direct = ex_->dest.len != 0;
-  r.hierarchy = direct ? "HIER_DIRECT" : "HIER_NONE";
-  r.peer = direct ? ex_->dest.ipString() : "-";
-  r.contentType = ex_->contentType.empty() ? "-" : ex_->contentType.substr(0, ex_->contentType.find(';'));
-  r.mode = ex_->mode ? ex_->mode : ex_->squidCode == std::string_view("TCP_TUNNEL") ? "tunnel" : (ex_->squidCode == std::string_view("NONE_NONE") && ex_->reason == Reason::None ? "self" : "http");
-  r.reason = reasonName(ex_->reason);
-  r.refId = ex_->refId;
-  log->submit(std::move(r));
+  uint64_t fromClient = ex_->relay.requestBodyBytes() + ex_->req.storage.size;
+  log->submit(accessRecord(*ex_, *ex_, ex_->req, peerIp(), shownUrl(), nowMs(), toClient, fromClient));
 }
 
 }  // namespace sekisho::server

@@ -9,6 +9,8 @@
 
 #include "proxy/base/handles.h"
 #include "proxy/net/address.h"
+#include "proxy/http/message.h"
+#include "proxy/log/access_log.h"
 #include "proxy/server/metrics.h"
 
 namespace sekisho::server {
@@ -39,5 +41,11 @@ struct UpstreamLeg {
   bool upTls = false;                  // `up` is a verified TLS connection (intercepted requests)
   bool upH2 = false;                   // `up` is a channel to an HTTP/2 origin connection (h2_origin.h)
 };
+
+// The access-log line of an exchange (Squid's fields, or JSON: proxy/log): `url` as the user knows
+// it, bytes counted by the phases, `nowMs` for the elapsed time.
+accesslog::Record accessRecord(const ExchangeRecord& rec, const UpstreamLeg& leg, const http::RequestHead& req,
+                               const std::string& client, std::string url, uint64_t nowMs, uint64_t toClient,
+                               uint64_t fromClient);
 
 }  // namespace sekisho::server
