@@ -8,6 +8,8 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+
 #include "proxy/server/direct_flush.h"
 
 namespace sekisho::server {
@@ -105,6 +107,18 @@ bool alpnChoseH2(bufferevent* tls) {
   unsigned n = 0;
   SSL_get0_alpn_selected(ssl, &p, &n);
   return n == 2 && p[0] == 'h' && p[1] == '2';
+}
+
+size_t helloPeekLimit() {
+  mitm::HelloLimits limits;
+  return limits.maxHandshakeBytes + 5 * limits.maxRecords;
+}
+
+mitm::ParseOutcome peekBufferedHello(evbuffer* in, size_t* peeked) {
+  size_t n = std::min(evbuffer_get_length(in), helloPeekLimit());
+  auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, ssize_t(n)));
+  if (peeked) *peeked = n;
+  return mitm::peekClientHello(std::string_view(p, n), mitm::HelloLimits{});
 }
 
 }  // namespace sekisho::server

@@ -11,10 +11,27 @@
 #include <cstdint>
 #include <string_view>
 
+#include "tls-mitm/client_hello.h"
+
 namespace sekisho::server {
 
 // Why reads on one side are paused; distinct values, never one bool.
 enum class Paused : uint8_t { No, OutFull };
+
+class Worker;
+// What a phase that moves bytes between the client and the origin asks of its connection
+// (ClientConn): the two bufferevents, the buffer mark, and that there was activity.
+class StreamLink {
+ public:
+  virtual Worker& worker() = 0;
+  virtual bufferevent* clientBev() = 0;
+  virtual bufferevent* upstreamBev() = 0;
+  virtual size_t bufferLimit() const = 0;  // high-water mark per direction
+  virtual void touch() = 0;
+
+ protected:
+  ~StreamLink() = default;
+};
 
 // Bytes per read(2)/write(2) on a busy stream: libevent's default of 16 KiB costs four times the
 // system calls and callbacks for large bodies; reads stay bounded by the read watermark.
@@ -66,5 +83,11 @@ bufferevent* wrapServerTls(event_base* base, bufferevent* plain, SSL* ssl, size_
 bool tlsRecordsQueued(bufferevent* tls);
 // The ALPN the client's TLS chose was h2.
 bool alpnChoseH2(bufferevent* tls);
+
+// The ClientHello at the front of `in`, read without consuming it (tls-mitm/client_hello.h), over
+// at most what the parser's limits allow; `*peeked`: the bytes looked at.
+mitm::ParseOutcome peekBufferedHello(evbuffer* in, size_t* peeked = nullptr);
+// The most bytes peekBufferedHello looks at: a hello longer than this is not waited for.
+size_t helloPeekLimit();
 
 }  // namespace sekisho::server

@@ -78,12 +78,9 @@ void Bump::onHello(bool timedOut) {
   const auto& cfg = *w.config();
   const http::RequestHead& req = link_.request();
   ExchangeRecord& rec = link_.record();
-  evbuffer* in = bufferevent_get_input(link_.clientBev());
-  mitm::HelloLimits limits;
-  size_t n = std::min(evbuffer_get_length(in), limits.maxHandshakeBytes + 5 * limits.maxRecords);
-  auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, ssize_t(n)));
-  mitm::ParseOutcome o = mitm::peekClientHello(std::string_view(p, n), limits);
-  if (o.status == mitm::HelloStatus::NeedMore && !timedOut && n < limits.maxHandshakeBytes + 5 * limits.maxRecords)
+  size_t n = 0;
+  mitm::ParseOutcome o = peekBufferedHello(bufferevent_get_input(link_.clientBev()), &n);
+  if (o.status == mitm::HelloStatus::NeedMore && !timedOut && n < helloPeekLimit())
     return;
   if (o.status == mitm::HelloStatus::NeedMore && timedOut && n > 0) {
     // Part of a hello, then nothing for the whole deadline: a slow client is not a reason to let
@@ -262,11 +259,7 @@ void Bump::block(const std::string& reason) {
 
 void Bump::onDenyHello() {
   Worker& w = link_.worker();
-  evbuffer* in = bufferevent_get_input(link_.clientBev());
-  mitm::HelloLimits limits;
-  size_t n = std::min(evbuffer_get_length(in), limits.maxHandshakeBytes + 5 * limits.maxRecords);
-  auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, ssize_t(n)));
-  mitm::ParseOutcome o = mitm::peekClientHello(std::string_view(p, n), limits);
+  mitm::ParseOutcome o = peekBufferedHello(bufferevent_get_input(link_.clientBev()));
   if (o.status == mitm::HelloStatus::NeedMore) return;
   if (o.status != mitm::HelloStatus::Parsed) return link_.close();  // not TLS: nothing to show it
   std::string name = o.info.sniStatus == mitm::SniStatus::Valid ? o.info.sni : link_.request().host;

@@ -29,15 +29,11 @@ namespace sekisho::server {
 class Worker;
 
 // What the relay asks of the connection it runs on (ClientConn).
-class RelayLink {
+// upstreamBev() is never null while the relay runs.
+class RelayLink : public StreamLink {
  public:
-  virtual Worker& worker() = 0;
-  virtual bufferevent* clientBev() = 0;
-  virtual bufferevent* upstreamBev() = 0;   // never null while the relay runs
   virtual bool upstreamIsH2Channel() const = 0;
-  virtual size_t bufferLimit() const = 0;   // high-water mark per direction
   virtual void armTimer(std::chrono::milliseconds ms) = 0;
-  virtual void touch() = 0;
   virtual bool closing() const = 0;         // no request will follow on the client connection
   virtual void closeAfter(bool linger) = 0; // none may: the answer ends it (linger: unread bytes)
   // The log record of the exchange: the status and content type the client got, head bytes.

@@ -117,12 +117,7 @@ void Tunnel::onSpliceProgress(void* ctx, SpliceTunnel::Outcome outcome) {
 // upstream; false while the hello is incomplete, the store has not answered, or after the tunnel
 // was refused.
 bool Tunnel::checkClientHello() {
-  evbuffer* in = bufferevent_get_input(link_.clientBev());
-  size_t len = evbuffer_get_length(in);
-  mitm::HelloLimits limits;
-  size_t n = std::min(len, limits.maxHandshakeBytes + 5 * limits.maxRecords);
-  auto* p = reinterpret_cast<const char*>(evbuffer_pullup(in, ssize_t(n)));
-  mitm::ParseOutcome o = mitm::peekClientHello(std::string_view(p, n), limits);
+  mitm::ParseOutcome o = peekBufferedHello(bufferevent_get_input(link_.clientBev()));
   if (o.status == mitm::HelloStatus::NeedMore && !clientEof_) return false;
   if (o.status != mitm::HelloStatus::Parsed || o.info.sniStatus != mitm::SniStatus::Valid || o.info.sni == connectHost_) {
     helloPending_ = false;

@@ -25,13 +25,8 @@ namespace sekisho::server {
 
 class Worker;
 
-class TunnelLink {
+class TunnelLink : public StreamLink {
  public:
-  virtual Worker& worker() = 0;
-  virtual bufferevent* clientBev() = 0;
-  virtual bufferevent* upstreamBev() = 0;
-  virtual size_t bufferLimit() const = 0;
-  virtual void touch() = 0;
   virtual void tunnelOver() = 0;
   enum class SniVerdict : uint8_t { Pass, Wait, Refused };
   // The name a tunnel's ClientHello asks for, which is not the CONNECT host. Wait: the store
