@@ -70,7 +70,7 @@ class ClientConn final : private RelayLink, private TunnelLink, private BumpLink
   static void clientWriteCb(bufferevent*, void* arg);
   static void clientEventCb(bufferevent*, short what, void* arg);
   static void upReadCb(bufferevent*, void* arg);
-  void pokeUpstream();  // see pokeTlsPending in client_conn.cc
+  void pokeUpstream();  // see pokeTlsPending in bev_io.h
   bool streamingResponse() const;  // a response body is being relayed and the client has room
   void startRelay();
   // RelayLink (relay.h): what the relay asks of this connection.

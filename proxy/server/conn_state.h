@@ -27,8 +27,9 @@
 //   Closed    callbacks detached; waiting in the worker's deferred-delete queue
 // HTTP: ReadHead -> Resolve -> Connect -> Relay -> ReadHead. CONNECT: ReadHead -> Resolve ->
 // Connect -> Tunnel, or with interception -> BumpHello -> (Tunnel | BumpUpstream -> ReadHead).
-// Inside an intercepted connection (bump_ set) a request goes ReadHead -> Relay on a pooled,
-// verified TLS upstream, or ReadHead -> Connect -> BumpUpstream -> Relay when none is idle. A refusal or failure goes to Drain; a pooled upstream skips Connect.
+// Inside an intercepted connection (bump.h: origin() set) a request goes ReadHead -> Relay on a
+// pooled, verified TLS upstream, or ReadHead -> Connect -> BumpUpstream -> Relay when none is
+// idle. A refusal or failure goes to Drain; a pooled upstream skips Connect.
 #pragma once
 #include <cstdint>
 
