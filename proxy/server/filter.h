@@ -29,6 +29,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -89,10 +90,23 @@ class ResponseFilter {
   // own buffer, and what it left stays with the caller, unsent, to be offered again once the
   // filter has room; `end`: this is the last call, the body is complete.
   virtual DataAction onData(evbuffer* piece, bool end) { return {}; }
+  virtual bool seesBody() const { return false; }  // onData is called (the relay decodes the body for it)
   virtual size_t bound() const { return 0; }      // bytes it may keep; 0 = it never keeps
   virtual size_t kept() const { return 0; }       // bytes it holds now
   // After a Continue that follows Keeps, the bytes it held go on first, in order.
   virtual void release(evbuffer* out) {}
+  // The relay sets this when it adds the filter: a filter that is full and waiting for something
+  // of its own (a verdict) calls it once it can decide, and the relay offers the body again. Only
+  // within the exchange's life (the filter is the exchange's; it cancels its own callbacks).
+  void setWake(std::function<void()> wake) { wake_ = std::move(wake); }
+
+ protected:
+  void wake() {
+    if (wake_) wake_();
+  }
+
+ private:
+  std::function<void()> wake_;
 };
 
 // One exchange's filters, in order, held inline (an exchange allocates nothing for its chain).

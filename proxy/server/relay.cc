@@ -178,12 +178,19 @@ void Relay::sendResponseHead() {
   if (responseFilters_.empty()) {
     fwdResponse_.setVia(w.viaBy());
     responseFilters_.add(&fwdResponse_);
+    for (ResponseFilter* f : extraFilters_) responseFilters_.add(f);
   }
+  bool hold = false;
   for (ResponseFilter* f : responseFilters_) {
     HeadAction a = f->begin(req, resp_);
-    if (a.status != HeadStatus::Continue)  // Hold needs a body filter; none exists yet: answer
+    if (a.status == HeadStatus::Replace)  // nothing has gone to the client yet: the page instead
       return link_.respondError(a.answer.status ? a.answer.status : 502, a.answer.reason, a.answer.detail);
+    hold |= a.status == HeadStatus::Hold;
+    filterBody_ |= f->seesBody();
   }
+  // A held head is released by the body's verdict, so only a filter that sees the body may hold.
+  if (hold && !filterBody_)
+    return link_.respondError(502, Reason::BadResponse, "a response filter held the head but does not see the body");
   std::string h;
   h.reserve(resp_.storage.size + 128);
   h.append("HTTP/1.1 ").append(std::to_string(resp_.status)).append(" ").append(resp_.reason).append("\r\n");
@@ -196,15 +203,35 @@ void Relay::sendResponseHead() {
     h.append("Connection: keep-alive\r\n");
   h.append("\r\n");
   size_t headBytes = h.size();
+  const http::Header* ct = resp_.headers.find("content-type");
+  link_.armTimer(cfg.timeouts.idle);
+  if (filterBody_) {  // decoded for the filters; the relay frames what they let through
+    respPump_.reset(resp_.body, resp_.contentLength, false);
+    outChunked_ = outChunked;
+    staging_.reset(evbuffer_new());
+    for (ResponseFilter* f : responseFilters_)
+      if (f->seesBody()) f->setWake([this] { onFilterWake(); });
+    if (hold) {
+      headHeld_ = true;
+      heldHead_ = std::move(h);
+      heldStatus_ = resp_.status;
+      heldContentType_ = ct ? std::string(ct->value) : std::string();
+      return;
+    }
+    addStr(bufferevent_get_output(link_.clientBev()), h);
+    link_.noteResponse(resp_.status, ct ? ct->value : std::string_view(), headBytes);
+    return;
+  }
   respPump_.reset(resp_.body, resp_.contentLength, outChunked);
   respPump_.takeWholeSmall(bufferevent_get_input(link_.upstreamBev()), h, kCoalesceBody);
   addStr(bufferevent_get_output(link_.clientBev()), h);
-  const http::Header* ct = resp_.headers.find("content-type");
   link_.noteResponse(resp_.status, ct ? ct->value : std::string_view(), headBytes);
-  link_.armTimer(cfg.timeouts.idle);
 }
 
+bool Relay::addResponseFilter(ResponseFilter* f) { return extraFilters_.add(f); }
+
 void Relay::pumpResponseBody(bool upstreamEnded) {
+  if (filterBody_) return pumpFilteredBody(upstreamEnded);
   bufferevent* up = link_.upstreamBev();
   bufferevent* client = link_.clientBev();
   evbuffer* in = bufferevent_get_input(up);
@@ -223,6 +250,82 @@ void Relay::pumpResponseBody(bool upstreamEnded) {
     bufferevent_disable(up, EV_READ);
     upPaused_ = Paused::OutFull;  // onClientDrained resumes
   }
+}
+
+// The body through BodyChain: decoded into staging_, offered to the filters, and what they let
+// through framed for the client. While a filter is undecided its bytes stay in staging_; the
+// origin is paused when staging_ or the client's output reaches the buffer mark, or when a filter
+// holds its whole bound (it wakes the relay when it can decide: onFilterWake).
+void Relay::pumpFilteredBody(bool upstreamEnded) {
+  bufferevent* up = link_.upstreamBev();
+  bufferevent* client = link_.clientBev();
+  evbuffer* in = bufferevent_get_input(up);
+  evbuffer* out = bufferevent_get_output(client);
+  if (!bodyEnded_) {
+    PumpStatus st = respPump_.run(in, staging_.get(), upstreamEnded);
+    if (st == PumpStatus::Error) {
+      if (headHeld_) return link_.respondError(502, Reason::BadResponse, respPump_.error());
+      return link_.abortExchange(Reason::BadResponse, respPump_.error());
+    }
+    bodyEnded_ = st == PumpStatus::Done;
+  }
+  BodyChain chain(responseFilters_);
+  inChain_ = true;
+  DataAction a = chain.run(staging_.get(), bodyEnded_);
+  inChain_ = false;
+  if (a.status == DataStatus::Replace) {
+    if (headHeld_) return link_.respondError(a.answer.status, a.answer.reason, a.answer.detail);
+    return link_.abortExchange(a.answer.reason, a.answer.detail);
+  }
+  if (a.status == DataStatus::Keep) {
+    if (chain.full() || evbuffer_get_length(staging_.get()) >= link_.bufferLimit()) {
+      bufferevent_disable(up, EV_READ);
+      upPaused_ = Paused::OutFull;  // the filter's wake (or the client's drain) resumes
+    }
+    return;
+  }
+  if (headHeld_) {  // the filters let the response go: its head first
+    headHeld_ = false;
+    addStr(out, heldHead_);
+    link_.noteResponse(heldStatus_, heldContentType_, heldHead_.size());
+    heldHead_.clear();
+  }
+  size_t n = evbuffer_get_length(staging_.get());
+  if (n > 0) {
+    size_t before = evbuffer_get_length(out);
+    if (outChunked_) evbuffer_add_printf(out, "%zx\r\n", n);
+    evbuffer_add_buffer(out, staging_.get());
+    if (outChunked_) evbuffer_add(out, "\r\n", 2);
+    bodyOut_ += evbuffer_get_length(out) - before;
+  }
+  if (bodyEnded_ && outChunked_) {
+    evbuffer_add(out, "0\r\n\r\n", 5);  // trailers are not passed on through a filtered body
+    bodyOut_ += 5;
+  }
+  kick(client);
+  if (bodyEnded_) {
+    respDone_ = true;
+    bool reusable = resp_.keepAlive && reqDone_ && evbuffer_get_length(in) == 0 &&
+                    evbuffer_get_length(bufferevent_get_output(up)) == 0 && !tlsPending(up) &&
+                    !link_.worker().draining();
+    return link_.relayDone(reusable);  // last: the exchange (and this relay) may be gone after it
+  }
+  if (evbuffer_get_length(out) >= link_.bufferLimit()) {
+    bufferevent_disable(up, EV_READ);
+    upPaused_ = Paused::OutFull;  // onClientDrained resumes
+  }
+}
+
+// A filter that was full and waiting can decide now: offer the body again, and read the origin
+// again if it was paused for the filter.
+void Relay::onFilterWake() {
+  if (inChain_ || !link_.upstreamBev() || respDone_) return;
+  if (upPaused_ == Paused::OutFull &&
+      evbuffer_get_length(bufferevent_get_output(link_.clientBev())) < link_.bufferLimit()) {
+    upPaused_ = Paused::No;
+    bufferevent_enable(link_.upstreamBev(), EV_READ);
+  }
+  pumpFilteredBody(false);
 }
 
 void Relay::onClientDrained() {

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/base/handles.h"
 #include "proxy/http/message.h"
 #include "proxy/server/bev_io.h"
 #include "proxy/server/body_pump.h"
@@ -71,17 +72,24 @@ class Relay {
   bool responseDone() const { return respDone_; }
   bool responseKeepAlive() const { return resp_.keepAlive; }
   uint64_t requestBodyBytes() const { return reqPump_.bodyBytes(); }
-  uint64_t bytesToClient() const { return respPump_.moved(); }  // body bytes, framing included
+  uint64_t bytesToClient() const { return filterBody_ ? bodyOut_ : respPump_.moved(); }  // framing included
   const std::string& upgrade() const { return upgrade_; }
   const http::ResponseHead& response() const { return resp_; }
   // The upstream was replaced (a retry): its pause state no longer applies.
   void upstreamGone() { upPaused_ = Paused::No; }
+  // A filter of this exchange's response, after the built-in ones (call before the response
+  // head arrives). One that seesBody() gets the decoded body (filter.h); the relay frames what
+  // it lets through, holds the head while a filter says Hold, and stops reading the origin while
+  // the filters hold their bound. False when the chain is full.
+  bool addResponseFilter(ResponseFilter* f);
 
  private:
   void pumpRequestBody();
   void readResponse();
   void sendResponseHead();
   void pumpResponseBody(bool upstreamEnded);
+  void pumpFilteredBody(bool upstreamEnded);
+  void onFilterWake();
   void upgradeResponse();
 
   RelayLink& link_;
@@ -99,6 +107,19 @@ class Relay {
   ForwardResponseHeaders fwdResponse_;
   FilterList<RequestFilter> requestFilters_;
   FilterList<ResponseFilter> responseFilters_;
+  FilterList<ResponseFilter> extraFilters_;  // added by the connection before the head (addResponseFilter)
+  // A body some filter sees: decoded into staging_, through BodyChain, framed into the client's
+  // output by the relay (outChunked_). The head waits in heldHead_ while a filter holds it.
+  bool filterBody_ = false;
+  bool outChunked_ = false;
+  bool headHeld_ = false;
+  bool bodyEnded_ = false;  // the origin's body is complete (staging_ holds its last bytes)
+  bool inChain_ = false;    // pumpFilteredBody is running: a wake from inside it changes nothing
+  std::string heldHead_;
+  int heldStatus_ = 0;
+  std::string heldContentType_;
+  EvBufferPtr staging_;
+  uint64_t bodyOut_ = 0;    // bytes framed to the client when filtered
 };
 
 }  // namespace sekisho::server
