@@ -372,10 +372,10 @@ void ClientConn::checkReputation(const std::vector<net::SocketAddr>* addrs, std:
   if (!judge_.enabled()) return next();
   const auto& req = ex_->req;
   bool isConnect = req.method == "CONNECT";
-  std::string url;
-  if (!addrs && !isConnect) url = bumped() ? shownUrl() : std::string(req.target);
+  std::string shown;  // inside TLS the URL is made from the connection's origin; else it is the target
+  if (!addrs && !isConnect && bumped()) shown = shownUrl();
   Judge::Query q;
-  q.url = url;
+  if (!addrs && !isConnect) q.url = bumped() ? std::string_view(shown) : req.target;
   q.host = req.host;
   q.addrs = addrs;
   q.client = peerIp();

@@ -240,16 +240,26 @@ void Relay::pumpResponseBody(bool upstreamEnded) {
   kick(client);
   if (st == PumpStatus::Error) return link_.abortExchange(Reason::BadResponse, respPump_.error());
   if (st == PumpStatus::Done) {
-    respDone_ = true;
-    bool reusable = resp_.keepAlive && reqDone_ && evbuffer_get_length(in) == 0 &&
-                    evbuffer_get_length(bufferevent_get_output(up)) == 0 && !tlsPending(up) &&
-                    !link_.worker().draining();
-    return link_.relayDone(reusable);  // last: the exchange (and this relay) may be gone after it
+    return responseDone();  // last: the exchange (and this relay) may be gone after it
   }
-  if (evbuffer_get_length(out) >= link_.bufferLimit()) {
-    bufferevent_disable(up, EV_READ);
-    upPaused_ = Paused::OutFull;  // onClientDrained resumes
-  }
+  pauseOriginAtMark(out);
+}
+
+// The response is complete: the origin connection is reusable when it was left clean.
+void Relay::responseDone() {
+  bufferevent* up = link_.upstreamBev();
+  respDone_ = true;
+  bool reusable = resp_.keepAlive && reqDone_ && evbuffer_get_length(bufferevent_get_input(up)) == 0 &&
+                  evbuffer_get_length(bufferevent_get_output(up)) == 0 && !tlsPending(up) &&
+                  !link_.worker().draining();
+  link_.relayDone(reusable);
+}
+
+// The client's output holds a buffer's worth: the origin waits until it drains (onClientDrained).
+void Relay::pauseOriginAtMark(evbuffer* out) {
+  if (evbuffer_get_length(out) < link_.bufferLimit()) return;
+  bufferevent_disable(link_.upstreamBev(), EV_READ);
+  upPaused_ = Paused::OutFull;
 }
 
 // The body through BodyChain: decoded into staging_, offered to the filters, and what they let
@@ -304,16 +314,9 @@ void Relay::pumpFilteredBody(bool upstreamEnded) {
   }
   kick(client);
   if (bodyEnded_) {
-    respDone_ = true;
-    bool reusable = resp_.keepAlive && reqDone_ && evbuffer_get_length(in) == 0 &&
-                    evbuffer_get_length(bufferevent_get_output(up)) == 0 && !tlsPending(up) &&
-                    !link_.worker().draining();
-    return link_.relayDone(reusable);  // last: the exchange (and this relay) may be gone after it
+    return responseDone();  // last: the exchange (and this relay) may be gone after it
   }
-  if (evbuffer_get_length(out) >= link_.bufferLimit()) {
-    bufferevent_disable(up, EV_READ);
-    upPaused_ = Paused::OutFull;  // onClientDrained resumes
-  }
+  pauseOriginAtMark(out);
 }
 
 // A filter that was full and waiting can decide now: offer the body again, and read the origin

@@ -89,6 +89,8 @@ class Relay {
   void sendResponseHead();
   void pumpResponseBody(bool upstreamEnded);
   void pumpFilteredBody(bool upstreamEnded);
+  void responseDone();
+  void pauseOriginAtMark(evbuffer* out);
   void onFilterWake();
   void upgradeResponse();
 
