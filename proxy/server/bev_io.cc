@@ -121,4 +121,29 @@ mitm::ParseOutcome peekBufferedHello(evbuffer* in, size_t* peeked) {
   return mitm::peekClientHello(std::string_view(p, n), mitm::HelloLimits{});
 }
 
+void TlsIdleReads::afterHead(bufferevent* tls) {
+  if (small_ || !tls || !bufferevent_get_underlying(tls)) return;
+  bufferevent_set_max_single_read(tls, kTlsIdleRead);
+  small_ = true;
+}
+
+void TlsIdleReads::trim(bufferevent* tls) {
+  if (!tls || !bufferevent_get_underlying(tls)) return;
+  evbuffer* in = bufferevent_get_input(tls);
+  if (evbuffer_get_length(in) != 0) return;
+  short enabled = bufferevent_get_enabled(tls);
+  bufferevent_disable(tls, EV_READ);
+  evbuffer_add(in, "", 1);
+  evbuffer_drain(in, 1);
+  bufferevent_set_max_single_read(tls, kTlsIdleRead);
+  small_ = true;
+  if (enabled & EV_READ) bufferevent_enable(tls, EV_READ);
+}
+
+void TlsIdleReads::onData(bufferevent* tls) {
+  if (!small_) return;
+  small_ = false;
+  bufferevent_set_max_single_read(tls, kTlsMaxRead);
+}
+
 }  // namespace sekisho::server

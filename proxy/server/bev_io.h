@@ -49,6 +49,26 @@ inline constexpr ssize_t kTlsIdleRead = 512;
 // reads is moved on whole, so it can take a full record: at 16 KiB - 256 every full 16 KiB record
 // came out as two SSL_reads, two chains and so two records to the client (16,128 + 256 bytes).
 inline constexpr ssize_t kOriginTlsMaxRead = 32 * 1024 - 256;
+// The reads of a TLS client connection between requests. Whenever reading is enabled,
+// libevent's TLS filter reserves a chain for one read in the input and tries SSL_read; with
+// nothing to read the empty chain stays for as long as the connection idles. Once what the
+// client sent is consumed (afterHead), the next reservation is small (kTlsIdleRead); the first
+// read that brings data makes reads full-sized again (onData), so a long body still moves in
+// whole records. trim() gives back a chain reserved before that (the connection idled since):
+// draining a buffer whose content is a single byte frees all its chains, with reads off
+// meanwhile so that no client byte can land behind ours. Only for a TLS filter over a socket:
+// for anything else the calls do nothing.
+class TlsIdleReads {
+ public:
+  void afterHead(bufferevent* tls);
+  void trim(bufferevent* tls);
+  void onData(bufferevent* tls);
+  bool small() const { return small_; }
+
+ private:
+  bool small_ = false;
+};
+
 // Read and write sizes and watermarks for a connection buffering at most `bufferBytes` a direction.
 void tuneBev(bufferevent* bev, size_t bufferBytes);
 void setNoDelay(evutil_socket_t fd);

@@ -7,6 +7,7 @@
 
 #include "ca/leaf_minter.h"
 #include "proxy/base/log.h"
+#include "proxy/server/aia_fetch.h"
 #include "proxy/server/bev_io.h"
 #include "proxy/server/upstream_pool.h"
 #include "proxy/server/worker.h"
@@ -52,7 +53,7 @@ bool Bump::possible(const Worker& w) {
 void Bump::onOriginConnected() {
   if (fallbackTunnel_) return link_.tunnelAfterHello("client_cert_required");
   if (after_ == After::Tunnel) return link_.tunnelAfterHello(tunnelWhy_);
-  if (after_ == After::Bump) return link_.startOriginTls();
+  if (after_ == After::Bump) return startOriginTls();
   startHello();
 }
 
@@ -170,8 +171,53 @@ void Bump::onHello(bool timedOut) {
         after_ = After::Bump;
         return link_.connectOrigin();
       }
-      return link_.startOriginTls();
+      return startOriginTls();
   }
+}
+
+// ---------------------------------------------------------------- origin
+// TLS towards the origin for the name the hello decided (mint for), on the connected TCP
+// upstream; h2 is offered when the client's hello offered it.
+void Bump::startOriginTls() {
+  Worker& w = link_.worker();
+  UpstreamLeg& up = link_.upstream();
+  if (!handshake_.begin(w, up, name_, w.config()->tls.http2 && offersH2_, w.config()->limits.bufferBytes))
+    return fail(502, Reason::UpstreamTlsFailed, "Sekisho could not start TLS.");
+  link_.attach(up.up.get());
+  link_.enterState(ConnState::BumpUpstream, w.config()->timeouts.connect);
+}
+
+void Bump::onOriginTlsEvent(short what) { onOriginTls(handshake_.onEvent(link_.worker(), link_.upstream(), what)); }
+
+void Bump::onOriginTlsTimeout() {
+  fail(504, Reason::UpstreamTimeout,
+       "The site did not complete the TLS handshake within " +
+           std::to_string(link_.worker().config()->timeouts.connect.count() / 1000) + " s.");
+}
+
+void Bump::onOriginTls(OriginHandshake::Outcome o) {
+  Worker& w = link_.worker();
+  using Kind = OriginHandshake::Outcome::Kind;
+  switch (o.kind) {
+    case Kind::ClientCertRequested:
+      OriginHandshake::rememberClientCert(w, handshake_.name() + ":" + std::to_string(link_.request().port),
+                                          time_t(link_.nowSeconds()));
+      link_.dropUpstream();
+      return onOriginWantsClientCert();
+    case Kind::FetchIssuer: {
+      Worker* wp = &w;
+      uint64_t id = link_.connId();
+      fetchAiaIssuer(w, o.aiaUrl, link_.peerIsLoopback(), [wp, id](const std::string&) {
+        Bump* b = wp->findBump(id, ConnState::BumpUpstream);
+        UpstreamLeg* up = b ? &b->link_.upstream() : nullptr;
+        if (up && up->up) b->onOriginTls(b->handshake_.verify(*wp, up->up.get(), up->dest));
+      });
+      return;  // the upstream waits; the connect deadline still runs
+    }
+    case Kind::Failed: return fail(o.status, o.reason, o.what);
+    case Kind::Verified: break;
+  }
+  onOriginVerified(bufferevent_openssl_get_ssl(link_.upstream().up.get()));
 }
 
 // ---------------------------------------------------------------- mint

@@ -3,8 +3,10 @@
 //   hello      the 200 is out; the ClientHello is peeked (never consumed) and decides, with the
 //              SNI's reputation, no_intercept and what was remembered (tls-mitm/bump_decision.h):
 //              tunnel | intercept | block. A tunnel gets the original bytes untouched.
-//   origin     intercept: the origin's TLS is verified (origin_handshake.h, run by the
-//              connection in ConnState::BumpUpstream), or an idle verified connection is reused.
+//   origin     intercept: the origin's TLS is verified (origin_handshake.h, in
+//              ConnState::BumpUpstream), or an idle verified connection is reused. An origin
+//              that asks for a client certificate is remembered and the client's own TLS is
+//              tunnelled to it on a new connection.
 //   mint       a leaf copied from the verified origin certificate (cached), never stronger in
 //              protocol than the origin, h2 offered when configured; the client's TLS is taken
 //              on it and the connection reads requests inside (ClientConn::beginInsideTunnel).
@@ -34,6 +36,7 @@
 #include "proxy/server/exchange.h"
 #include "proxy/server/filter.h"
 #include "proxy/server/metrics.h"
+#include "proxy/server/origin_handshake.h"
 #include "reputation/policy.h"
 
 namespace sekisho::server {
@@ -62,7 +65,9 @@ class BumpLink {
   virtual UpstreamLeg& upstream() = 0;
   virtual void dropUpstream() = 0;                   // the origin connection is not needed
   virtual void connectOrigin() = 0;                  // a new connection to upstream().dest's list
-  virtual void startOriginTls() = 0;                 // verify the origin (origin_handshake.h)
+  virtual void attach(bufferevent* up) = 0;          // the connection's callbacks on `up`
+  virtual uint64_t connId() const = 0;
+  virtual bool peerIsLoopback() const = 0;
   virtual void enterState(ConnState s, std::chrono::milliseconds deadline) = 0;
   virtual bool wrapClientTls(SSL* ssl) = 0;          // takes `ssl`; false: the connection is lost
   virtual void beginInsideTunnel() = 0;              // TLS is up: read the requests inside
@@ -97,6 +102,8 @@ class Bump {
   bool waitingForHello() const { return after_ == After::Hello && !fallbackTunnel_; }
   void onHello(bool timedOut);   // BumpHello: client bytes came, or the deadline passed
   void onOriginServesFirst();    // BumpHello: the origin spoke first (SSH, SMTP): a plain tunnel
+  void onOriginTlsEvent(short what);  // BumpUpstream: an event on the handshaking connection
+  void onOriginTlsTimeout();          // BumpUpstream: the connect deadline passed
   // The origin is verified (a new handshake, a pooled connection or an h2 connection): mint,
   // take the client's TLS, and read requests inside.
   void onOriginVerified(SSL* upSsl);
@@ -121,10 +128,12 @@ class Bump {
 
  private:
   void startHello();
-  void mintAndTakeClient(SSL* upSsl);
+  void startOriginTls();
+  void onOriginTls(OriginHandshake::Outcome o);
   enum class After : uint8_t { Hello, Bump, Tunnel };  // what to do once a new connection is up
 
   BumpLink& link_;
+  OriginHandshake handshake_;    // the CONNECT's TLS with the origin (origin_handshake.h)
   After after_ = After::Hello;
   bool fallbackTunnel_ = false;  // reconnecting in plain TCP to tunnel the client's own hello
   bool offersH2_ = false;        // the client's ClientHello offered h2 (ALPN)

@@ -46,7 +46,7 @@ namespace {
 constexpr milliseconds kDrainTimeout{5000};  // flushing a final response
 constexpr milliseconds kLingerTimeout{2000};  // reading and discarding after our final response
 constexpr size_t kLingerMaxBytes = 1 << 20;
-// An idle TLS client connection is trimmed (trimIdleBuffers) after this long.
+// An idle TLS client connection is trimmed (TlsIdleReads, bev_io.h) after this long.
 constexpr milliseconds kIdleTrimAfter{1000};
 
 }  // namespace
@@ -60,7 +60,6 @@ struct ClientConn::Exchange : ExchangeRecord, UpstreamLeg {
   Upstream upstream;            // resolve, admit and judge the addresses, pool or connect (upstream.h)
   Relay relay;                  // the HTTP exchange once an upstream is ready (relay.h)
   Tunnel tunnel;                // or the bytes of a tunnel or a WebSocket (tunnel.h)
-  OriginHandshake handshake;    // TLS with the origin and its verification (origin_handshake.h)
 };
 
 ClientConn::ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer, bool allowed)
@@ -220,7 +219,7 @@ void ClientConn::enterReadHead() {
   milliseconds wait = firstRequest_ ? t.requestHeader : t.clientIdle;
   readHeadDueMs_ = nowMs() + uint64_t(wait.count());
   // A TLS client wakes the timer early once, to trim its buffers if it is still idle then.
-  armTimer(bumped() && !inner_ && !idleTrimmed_ ? std::min(wait, kIdleTrimAfter) : wait);
+  armTimer(bumped() && !inner_ && !idleReads_.small() ? std::min(wait, kIdleTrimAfter) : wait);
   bufferevent_enable(client_.get(), EV_READ);
   if (evbuffer_get_length(bufferevent_get_input(client_.get())) > 0) return readHead();
   if (!inner_ && !idleListed_) w_.markIdle(this);  // may be closed to let a new client in
@@ -228,14 +227,11 @@ void ClientConn::enterReadHead() {
 
 void ClientConn::onClientReadable() noexcept {
   touch();
-  if (idleTrimmed_) {
-    idleTrimmed_ = false;
-    bufferevent_set_max_single_read(client_.get(), kTlsMaxRead);
-  }
+  idleReads_.onData(client_.get());
   if (state_ == ConnState::ReadHead && bumped() && !inner_ && !headStarted_ && clientAlpnIsH2()) return startH2();
   switch (state_) {
     case ConnState::H2:
-      smallReadsUntilData();  // the session drains what it has read (see readHead)
+      idleReads_.afterHead(ownTls());  // the session drains what it has read (see readHead)
       if (!h2_->onClientReadable()) endH2();
       break;
     case ConnState::ReadHead: readHead(); break;
@@ -276,7 +272,7 @@ void ClientConn::readHead() {
     return respondError(scan.status, scan.reason, scan.detail);
   }
   auto parsed = parseScannedHead(in, scan.headBytes, cfg.limits);
-  smallReadsUntilData();  // the drain below frees the head's chain; what it reserves next is small
+  idleReads_.afterHead(ownTls());  // the drain below frees the head's chain; what it reserves next is small
   evbuffer_drain(in, scan.headBytes);
   w_.metrics().bytesFromClients.fetch_add(scan.headBytes, std::memory_order_relaxed);
   if (!parsed) {
@@ -441,7 +437,11 @@ void ClientConn::judgeAddresses(const std::vector<net::SocketAddr>& addrs, std::
   checkReputation(&addrs, std::move(next));
 }
 
-Upstream* ClientConn::upstreamIn(ConnState s) { return state_ == s && ex_ ? &ex_->upstream : nullptr; }
+Upstream* ClientConn::upstreamIn(ConnState s) {
+  if (state_ != s || !ex_ || (s == ConnState::BumpUpstream && bumpIn(s))) return nullptr;  // the CONNECT's is the bump's
+  return &ex_->upstream;
+}
+Bump* ClientConn::bumpIn(ConnState s) { return state_ == s && ex_ && ex_->req.method == "CONNECT" ? bump_.get() : nullptr; }
 
 void ClientConn::connectOrigin() { ex_->upstream.connect(); }
 
@@ -450,7 +450,7 @@ bool ClientConn::mayAnswerConnectEarly() { return Bump::possible(w_) && bumpPhas
 void ClientConn::onUpstreamConnected() {
   // Inside an intercepted connection a new TCP connection first gets its TLS handshake and
   // verification (BumpUpstream), then comes back here with upTls set.
-  if (bumped() && !ex_->upTls) return startOriginTls();
+  if (bumped() && !ex_->upTls) return ex_->upstream.startTls();
   evutil_socket_t fd = bufferevent_getfd(ex_->up.get());
   if (!ex_->upReused && fd >= 0) setNoDelay(fd);
   tuneBev(ex_->up.get(), bufLimit());
@@ -559,14 +559,21 @@ void ClientConn::abortExchange(Reason reason, std::string_view detail) {
   close();
 }
 
+// BumpUpstream: the TLS handshake with the origin is the CONNECT's (bump.h) or, inside an
+// intercepted connection, a request's new upstream (upstream.h).
+void ClientConn::onOriginTlsEvent(short what) {
+  if (Bump* b = bumpIn(state_)) return b->onOriginTlsEvent(what);
+  ex_->upstream.onTlsEvent(what);
+}
+
 void ClientConn::onUpstreamEvent(short what) noexcept {
   if (!ex_) return;
   if (what & BEV_EVENT_CONNECTED) {
     if (state_ == ConnState::Connect) onUpstreamConnected();
-    else if (state_ == ConnState::BumpUpstream) onOriginTls(ex_->handshake.onConnected(w_, ex_->up.get(), ex_->dest));
+    else if (state_ == ConnState::BumpUpstream) onOriginTlsEvent(what);
     return;
   }
-  if (state_ == ConnState::BumpUpstream) return onOriginTls(ex_->handshake.onFailed(ex_->up.get(), what, ex_->dest));
+  if (state_ == ConnState::BumpUpstream) return onOriginTlsEvent(what);
   if (state_ == ConnState::BumpHello) {
     // The origin closed while we waited for the client's hello: nothing to tunnel or bump.
     return respondError(502, Reason::UpstreamReset, "the origin closed the connection before TLS started");
@@ -667,77 +674,6 @@ void ClientConn::tunnelAfterHello(std::string_view why) {
   ex_->tunnel.start("");  // the hello was read and decided on already
 }
 
-// TLS towards the origin on the connected TCP upstream (origin_handshake.h): for the CONNECT, the
-// name its ClientHello decided (mintFor); for a request inside, the name the connection was
-// verified for. h2 is offered to the origin only for a client that speaks it: an HTTP/1.1
-// client's requests go on HTTP/1.1 end to end, with no translation.
-void ClientConn::startOriginTls() {
-  bool connect = ex_->req.method == "CONNECT";
-  std::string name = connect ? bump_->helloName() : bumped()->host;
-  bool offerH2 = w_.config()->tls.http2 && (connect ? bump_->helloOffersH2() : inner_);
-  if (ex_->up) bufferevent_setcb(ex_->up.get(), nullptr, nullptr, nullptr, nullptr);
-  ex_->upTls = false;
-  BevPtr tls = ex_->handshake.start(w_, std::move(ex_->up), name, ex_->dest, offerH2);
-  if (!tls)
-    return connect ? bump_->fail(502, Reason::UpstreamTlsFailed, "Sekisho could not start TLS.")
-                   : respondError(502, Reason::UpstreamTlsFailed, "could not start TLS");
-  ex_->up = std::move(tls);
-  setState(ConnState::BumpUpstream);
-  bufferevent* b = ex_->up.get();
-  bufferevent_setcb(b, &upReadCb, &upWriteCb, &upEventCb, this);
-  tuneBev(b, bufLimit());
-  bufferevent_enable(b, EV_READ | EV_WRITE);
-  armTimer(w_.config()->timeouts.connect);
-}
-
-// What the origin handshake came to (BumpUpstream).
-void ClientConn::onOriginTls(OriginHandshake::Outcome o) {
-  bool connect = ex_->req.method == "CONNECT";
-  using Kind = OriginHandshake::Outcome::Kind;
-  switch (o.kind) {
-    case Kind::ClientCertRequested: return originNeedsClientCert();
-    case Kind::FetchIssuer: {
-      Worker* w = &w_;
-      uint64_t id = id_;
-      fetchAiaIssuer(w_, o.aiaUrl, peer_.isLoopback(), [w, id](const std::string&) {
-        ClientConn* c = w->findConn(id);
-        if (c && c->state_ == ConnState::BumpUpstream && c->ex_ && c->ex_->up)
-          c->onOriginTls(c->ex_->handshake.verify(*w, c->ex_->up.get(), c->ex_->dest));
-      });
-      return;  // the upstream waits; the connect deadline still runs
-    }
-    case Kind::Failed:
-      freeUpstream();
-      if (connect) return bump_->fail(o.status, o.reason, o.what);
-      return respondError(o.status, o.reason, o.what);
-    case Kind::Verified: break;
-  }
-  SSL* ssl = bufferevent_openssl_get_ssl(ex_->up.get());
-  if (connect) return bump_->onOriginVerified(ssl);
-  if (h2::alpnIsH2(ssl)) {  // a new connection for an HTTP/2 client's request, and the origin chose h2
-    h2::H2Origin* h = w_.h2Origins().add(UpstreamPool::tlsKey(ex_->dest, ex_->handshake.name()), std::move(ex_->up));
-    BevPtr ch = h ? h->open(false, windowBudget_) : nullptr;
-    if (!ch) return respondError(502, Reason::UpstreamTlsFailed, "the HTTP/2 connection to the origin could not start");
-    return ex_->upstream.useH2Channel(std::move(ch), false);
-  }
-  ex_->upTls = true;
-  onUpstreamConnected();
-}
-
-// The origin asked for a client certificate: only the client has one, so the connection must be
-// the client's own TLS, tunnelled. Remembered, so later connections tunnel at once.
-void ClientConn::originNeedsClientCert() {
-  std::string hostPort = ex_->handshake.name() + ":" + std::to_string(bumped() ? bumped()->port : ex_->req.port);
-  if (auto* rem = w_.facts().remembered.get(); rem && rem->remember(hostPort, mitm::RememberKind::ClientCert, time_t(nowMs() / 1000)))
-    SLOG_INFO("tls: %s asks for a client certificate; tunnelling it for %lld s", hostPort.c_str(),
-              (long long)(w_.config()->tls.rememberFor.count() / 1000));
-  freeUpstream();
-  if (ex_->req.method != "CONNECT")
-    return respondError(502, Reason::UpstreamTlsFailed,
-                        "the site asks for a client certificate; open it again and it will be passed through unopened");
-  bump_->onOriginWantsClientCert();
-}
-
 bool ClientConn::clientAlpnIsH2() const { return alpnChoseH2(client_.get()); }
 
 // The client chose HTTP/2: from here the session speaks for the connection, and each stream is a
@@ -768,35 +704,6 @@ void ClientConn::startH2() {
   if (!h2_->start()) return close();
   armTimer(w_.config()->timeouts.clientIdle);
   if (evbuffer_get_length(bufferevent_get_input(client_.get())) && !h2_->onClientReadable()) return endH2();
-}
-
-// An idle TLS client connection gives its read buffer back. Whenever reading is enabled,
-// libevent's TLS filter reserves a chain for one read (16 KiB) in the input and tries SSL_read;
-// with nothing to read the empty chain stays, for as long as the connection idles. Draining a
-// buffer whose content is a single byte frees all its chains; reads are off meanwhile, so no
-// client byte can land behind ours, and the next reservation is small until data comes.
-// What makes most of that unnecessary: once we have consumed what a TLS client sent, the next
-// reservation is small (kTlsIdleRead, a 1 KiB chain); the first read that brings data makes
-// reads full-sized again (onClientReadable), so a long body still moves in whole records.
-void ClientConn::smallReadsUntilData() {
-  bufferevent* tls = client_.get();
-  if (idleTrimmed_ || inner_ || !tls || !bufferevent_get_underlying(tls)) return;
-  bufferevent_set_max_single_read(tls, kTlsIdleRead);
-  idleTrimmed_ = true;
-}
-
-void ClientConn::trimIdleBuffers() {
-  bufferevent* tls = client_.get();
-  if (inner_ || !tls || !bufferevent_get_underlying(tls)) return;
-  evbuffer* in = bufferevent_get_input(tls);
-  if (evbuffer_get_length(in) != 0) return;
-  short enabled = bufferevent_get_enabled(tls);
-  bufferevent_disable(tls, EV_READ);
-  evbuffer_add(in, "", 1);
-  evbuffer_drain(in, 1);
-  bufferevent_set_max_single_read(tls, kTlsIdleRead);
-  idleTrimmed_ = true;
-  if (enabled & EV_READ) bufferevent_enable(tls, EV_READ);
 }
 
 // The HTTP/2 session is over: the client broke the protocol, or a GOAWAY ended it. Its streams
@@ -946,7 +853,7 @@ void ClientConn::onTimer() noexcept {
   switch (state_) {
     case ConnState::ReadHead:
       if (now < readHeadDueMs_) {  // the early wake-up of enterReadHead
-        if (!headStarted_) trimIdleBuffers();  // may read what just came, and move on
+        if (!headStarted_) idleReads_.trim(ownTls());  // may read what just came, and move on
         if (state_ != ConnState::ReadHead) return;
         return armTimer(milliseconds(readHeadDueMs_ - now));
       }
@@ -979,7 +886,7 @@ void ClientConn::onTimer() noexcept {
         return;
       }
       if (h2_) h2_->releaseIdleMemory();
-      trimIdleBuffers();  // may read what just came, and move on
+      idleReads_.trim(ownTls());  // may read what just came, and move on
       if (state_ != ConnState::H2 || (h2_ && h2_->activeStreams() > 0)) return;
       if (rearmIdle(t.clientIdle)) return;
       // Idle: a GOAWAY first, so that a browser does not send its next request into a closing
@@ -995,10 +902,8 @@ void ClientConn::onTimer() noexcept {
       return;
     }
     case ConnState::BumpUpstream:
-      if (ex_ && ex_->req.method == "CONNECT")
-        return bump_->fail(504, Reason::UpstreamTimeout,
-                          "The site did not complete the TLS handshake within " + std::to_string(t.connect.count() / 1000) + " s.");
-      return respondError(504, Reason::UpstreamTimeout, "the site did not complete the TLS handshake in time");
+      if (Bump* b = bumpIn(state_)) return b->onOriginTlsTimeout();
+      return ex_->upstream.onTlsTimeout();
     case ConnState::Drain:
       // Over TLS, our answer may still sit below the filter as records: give them time to leave.
       if (clientIsTls() && drainPolls_++ < 250 && evbuffer_get_length(bufferevent_get_output(client_.get())) == 0 &&

@@ -99,7 +99,6 @@ class ClientConn final : private RelayLink, private TunnelLink, private BumpLink
   UpstreamLeg& upstream() override;
   void dropUpstream() override { freeUpstream(); }
   void connectOrigin() override;
-  void startOriginTls() override;
   void enterState(ConnState s, std::chrono::milliseconds deadline) override;
   bool wrapClientTls(SSL* ssl) override;
   // After a CONNECT's 2xx: the TLS inside is up, requests are read by their own rules.
@@ -131,6 +130,7 @@ class ClientConn final : private RelayLink, private TunnelLink, private BumpLink
   void onUpstreamReadable() noexcept;
   void onUpstreamDrained() noexcept;
   void onUpstreamEvent(short what) noexcept;
+  void onOriginTlsEvent(short what);
   void onTimer() noexcept;
 
   void readHead();
@@ -141,13 +141,10 @@ class ClientConn final : private RelayLink, private TunnelLink, private BumpLink
   void serveSelf();
   void respondLocal(const LocalPage& page);  // keeps the connection unless closeAfter_
   void answerMaxForwards(AdmitAction what);
-  void onOriginTls(OriginHandshake::Outcome o);
-  void originNeedsClientCert();
   bool clientAlpnIsH2() const;
   void startH2();
   void endH2();
-  void trimIdleBuffers();
-  void smallReadsUntilData();
+  bufferevent* ownTls() const { return inner_ ? nullptr : client_.get(); }  // TlsIdleReads
   size_t bufLimit() const;  // buffer high-water mark per direction (smaller for HTTP/2 streams)
   static void onH2Resume(evutil_socket_t, short, void* arg);
   struct ConnRef {  // a connection named for a later callback: it may be gone by then
@@ -165,6 +162,7 @@ class ClientConn final : private RelayLink, private TunnelLink, private BumpLink
   void freeUpstream();
   std::unique_ptr<Exchange> newExchange();
   Upstream* upstreamIn(ConnState s);  // the exchange's upstream phase while in `s` (Worker::findUpstream)
+  Bump* bumpIn(ConnState s);          // the bump while its CONNECT is in `s` (Worker::findBump)
   uint64_t nowMs() const;
 
   Worker& w_;
@@ -199,7 +197,7 @@ class ClientConn final : private RelayLink, private TunnelLink, private BumpLink
   uint64_t lastActivityMs_ = 0;
   uint64_t timerDueMs_ = 0;
   uint64_t readHeadDueMs_ = 0;  // when waiting for a request head ends (the timer may wake earlier)
-  bool idleTrimmed_ = false;    // the client TLS filter reads kTlsIdleRead at most until data comes
+  TlsIdleReads idleReads_;      // the client TLS filter's reads between requests (bev_io.h)
 };
 
 }  // namespace sekisho::server

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "proxy/base/log.h"
+#include "proxy/server/bev_io.h"
 #include "proxy/server/upstream_pool.h"
 #include "proxy/server/worker.h"
 #include "tls-mitm/origin_tls.h"
@@ -119,6 +120,26 @@ OriginHandshake::Outcome OriginHandshake::verify(Worker& w, bufferevent* tls, co
   o.reason = Reason::UpstreamCertInvalid;
   o.what = out.what + " [" + out.code + "] " + out.detail;
   return o;
+}
+
+bool OriginHandshake::begin(Worker& w, UpstreamLeg& leg, const std::string& name, bool offerH2, size_t bufferBytes) {
+  leg.upTls = false;
+  leg.up = start(w, std::move(leg.up), name, leg.dest, offerH2);
+  if (!leg.up) return false;
+  tuneBev(leg.up.get(), bufferBytes);
+  bufferevent_enable(leg.up.get(), EV_READ | EV_WRITE);
+  return true;
+}
+
+OriginHandshake::Outcome OriginHandshake::onEvent(Worker& w, UpstreamLeg& leg, short what) {
+  if (what & BEV_EVENT_CONNECTED) return onConnected(w, leg.up.get(), leg.dest);
+  return onFailed(leg.up.get(), what, leg.dest);
+}
+
+void OriginHandshake::rememberClientCert(Worker& w, const std::string& hostPort, time_t now) {
+  if (auto* rem = w.facts().remembered.get(); rem && rem->remember(hostPort, mitm::RememberKind::ClientCert, now))
+    SLOG_INFO("tls: %s asks for a client certificate; tunnelling it for %lld s", hostPort.c_str(),
+              (long long)(w.config()->tls.rememberFor.count() / 1000));
 }
 
 }  // namespace sekisho::server

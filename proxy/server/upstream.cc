@@ -6,6 +6,8 @@
 #include <cstring>
 
 #include "proxy/server/admit.h"
+#include "proxy/server/aia_fetch.h"
+#include "proxy/server/bev_io.h"
 #include "proxy/server/worker.h"
 
 namespace sekisho::server {
@@ -134,6 +136,61 @@ void Upstream::useH2Channel(BevPtr ch, bool reused) {
   leg_.upH2 = true;
   if (reused) link_.worker().metrics().upstreamReuses.fetch_add(1, std::memory_order_relaxed);
   link_.attach(leg_.up.get());
+  link_.upstreamReady();
+}
+
+// TLS towards the origin for a request inside an intercepted connection, for the name the
+// connection was verified for. h2 is offered only to an HTTP/2 client's stream: an HTTP/1.1
+// client's requests go on HTTP/1.1 end to end, with no translation.
+void Upstream::startTls() {
+  Worker& w = link_.worker();
+  bool offerH2 = w.config()->tls.http2 && link_.isH2Stream();
+  if (!handshake_.begin(w, leg_, link_.bumped()->host, offerH2, link_.bufferLimit()))
+    return link_.respondError(502, Reason::UpstreamTlsFailed, "could not start TLS");
+  link_.attach(leg_.up.get());
+  link_.enterState(ConnState::BumpUpstream, w.config()->timeouts.connect);
+}
+
+void Upstream::onTlsEvent(short what) { onTls(handshake_.onEvent(link_.worker(), leg_, what)); }
+
+void Upstream::onTlsTimeout() {
+  link_.respondError(504, Reason::UpstreamTimeout, "the site did not complete the TLS handshake in time");
+}
+
+void Upstream::onTls(OriginHandshake::Outcome o) {
+  Worker& w = link_.worker();
+  using Kind = OriginHandshake::Outcome::Kind;
+  switch (o.kind) {
+    case Kind::ClientCertRequested:
+      // Only the client has one: this request gets the page; the next CONNECT is tunnelled.
+      OriginHandshake::rememberClientCert(w, handshake_.name() + ":" + std::to_string(link_.bumped()->port),
+                                          time(nullptr));
+      release();
+      return link_.respondError(502, Reason::UpstreamTlsFailed,
+                                "the site asks for a client certificate; open it again and it will be passed through unopened");
+    case Kind::FetchIssuer: {
+      Worker* wp = &w;
+      uint64_t id = link_.connId();
+      fetchAiaIssuer(w, o.aiaUrl, link_.peerIsLoopback(), [wp, id](const std::string&) {
+        Upstream* u = wp->findUpstream(id, ConnState::BumpUpstream);
+        if (u && u->leg_.up) u->onTls(u->handshake_.verify(*wp, u->leg_.up.get(), u->leg_.dest));
+      });
+      return;  // the connection waits; the connect deadline still runs
+    }
+    case Kind::Failed:
+      release();
+      return link_.respondError(o.status, o.reason, o.what);
+    case Kind::Verified: break;
+  }
+  SSL* ssl = bufferevent_openssl_get_ssl(leg_.up.get());
+  if (h2::alpnIsH2(ssl)) {  // a new connection for an HTTP/2 client's request, and the origin chose h2
+    bufferevent_setcb(leg_.up.get(), nullptr, nullptr, nullptr, nullptr);
+    h2::H2Origin* h = w.h2Origins().add(UpstreamPool::tlsKey(leg_.dest, handshake_.name()), std::move(leg_.up));
+    BevPtr ch = h ? h->open(false, link_.h2WindowBudget()) : nullptr;
+    if (!ch) return link_.respondError(502, Reason::UpstreamTlsFailed, "the HTTP/2 connection to the origin could not start");
+    return useH2Channel(std::move(ch), false);
+  }
+  leg_.upTls = true;
   link_.upstreamReady();
 }
 

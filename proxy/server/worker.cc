@@ -379,6 +379,11 @@ Upstream* Worker::findUpstream(uint64_t connId, ConnState state) const {
   return c ? c->upstreamIn(state) : nullptr;
 }
 
+Bump* Worker::findBump(uint64_t connId, ConnState state) const {
+  ClientConn* c = findConn(connId);
+  return c ? c->bumpIn(state) : nullptr;
+}
+
 Judge* Worker::findJudge(uint64_t connId) const {
   ClientConn* c = findConn(connId);
   return c ? &c->judge_ : nullptr;

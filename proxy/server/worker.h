@@ -41,6 +41,7 @@ namespace sekisho::server {
 class ClientConn;
 class Judge;
 class Upstream;
+class Bump;
 
 using SslCtxPtrShared = std::shared_ptr<SSL_CTX>;
 
@@ -122,6 +123,7 @@ class Worker {
   // That connection's upstream phase, when the connection is still in `state` (a late resolver
   // answer or connect retry finds nothing otherwise).
   Upstream* findUpstream(uint64_t connId, ConnState state) const;
+  Bump* findBump(uint64_t connId, ConnState state) const;  // the same, for a CONNECT's bump
   // Out of descriptors: the idle pooled origin connections go first (a new handshake later is
   // all they cost), then the client connections idle longest. How many sockets it closed.
   size_t freeDescriptors(const char* why);  // that connection's, for a late store answer (judge.h)
