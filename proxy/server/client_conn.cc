@@ -158,12 +158,7 @@ bool ClientConn::reclaimIfIdle() {
     close();
     return true;
   }
-  if (state_ == ConnState::H2 && h2_ && h2_->activeStreams() == 0) {
-    h2_->goAway(true);
-    endH2();
-    return true;
-  }
-  return false;
+  return state_ == ConnState::H2 && h2_ && h2_->reclaim();
 }
 
 size_t ClientConn::bufLimit() const {
@@ -201,7 +196,7 @@ void ClientConn::onShutdown() {
   closeAfter_ = true;
   if (state_ == ConnState::ReadHead && !headStarted_) close();
   // HTTP/2: no new streams (GOAWAY), the ones begun finish, then the connection ends.
-  if (state_ == ConnState::H2 && h2_ && !h2_->goAway(false)) endH2();
+  if (state_ == ConnState::H2 && h2_) h2_->shutdown();
 }
 
 // ---------------------------------------------------------------- reading requests
@@ -232,7 +227,7 @@ void ClientConn::onClientReadable() noexcept {
   switch (state_) {
     case ConnState::H2:
       idleReads_.afterHead(ownTls());  // the session drains what it has read (see readHead)
-      if (!h2_->onClientReadable()) endH2();
+      h2_->onReadable();
       break;
     case ConnState::ReadHead: readHead(); break;
     case ConnState::Relay:
@@ -514,7 +509,7 @@ void ClientConn::onClientDrained() noexcept {
       if (ex_) ex_->tunnel.onClientDrained();
       break;
     case ConnState::H2:
-      if (!h2_->onClientDrained()) return endH2();
+      h2_->onDrained();
       break;
     case ConnState::Drain:
       if (evbuffer_get_length(out) == 0) {
@@ -676,49 +671,27 @@ void ClientConn::tunnelAfterHello(std::string_view why) {
 
 bool ClientConn::clientAlpnIsH2() const { return alpnChoseH2(client_.get()); }
 
-// The client chose HTTP/2: from here the session speaks for the connection, and each stream is a
-// request on an inner connection that takes the ordinary bumped request path.
+// The client chose HTTP/2: from here the session speaks for the connection (h2/h2_front.h).
 void ClientConn::startH2() {
-  h2::InnerTarget t;
   const BumpedOrigin& o = *bumped();
-  t.host = o.host;
-  t.port = o.port;
-  t.dest = o.dest;
-  t.poolKey = o.poolKey;
-  t.peer = peer_;
-  t.windowBudget = std::make_shared<uint64_t>(0);
-  h2_ = std::make_unique<h2::H2Session>(w_, client_.get(), std::move(t));
+  h2_ = std::make_unique<h2::H2Front>(w_, static_cast<h2::H2FrontLink&>(*this), client_.get(),
+                                      h2::InnerTarget{o.host, o.port, o.dest, o.poolKey, peer_, std::make_shared<uint64_t>(0)});
   setState(ConnState::H2);
-  w_.metrics().h2Sessions.fetch_add(1, std::memory_order_relaxed);
-  Worker* w = &w_;
-  uint64_t id = id_;
-  h2_->setResume([w, id] {
-    event_base_once(w->base(), -1, EV_TIMEOUT, &ClientConn::onH2Resume, new ConnRef{w, id}, nullptr);
-  });
-  // A second after its last stream, an idle session gives its frame buffer back (onTimer).
-  h2_->setIdleHook([this] {
-    armTimer(std::min<milliseconds>(milliseconds(1000), w_.config()->timeouts.clientIdle));
-    if (idleListed_) w_.unmarkIdle(this);  // to the back: idle since now
-    w_.markIdle(this);
-  });
-  if (!h2_->start()) return close();
-  armTimer(w_.config()->timeouts.clientIdle);
-  if (evbuffer_get_length(bufferevent_get_input(client_.get())) && !h2_->onClientReadable()) return endH2();
+  if (!h2_->start()) close();
+}
+
+void ClientConn::idleSinceNow() {
+  if (idleListed_) w_.unmarkIdle(this);  // to the back: idle since now
+  w_.markIdle(this);
 }
 
 // The HTTP/2 session is over: the client broke the protocol, or a GOAWAY ended it. Its streams
 // end now; the GOAWAY nghttp2 wrote leaves before the connection closes, and the close lingers so
 // that frames the client is still sending do not turn into a reset that destroys it unread.
-void ClientConn::endH2() {
+void ClientConn::h2Over() {
   h2_.reset();
   linger_ = true;
   enterDrain();
-}
-
-void ClientConn::onH2Resume(evutil_socket_t, short, void* arg) {
-  std::unique_ptr<ConnRef> a(static_cast<ConnRef*>(arg));
-  ClientConn* c = a->w->findConn(a->id);
-  if (c && c->state_ == ConnState::H2 && c->h2_ && !c->h2_->onClientReadable()) c->endH2();
 }
 
 // The client side becomes TLS on `ssl` (bev_io.h); the ClientHello still buffered goes with it.
@@ -868,31 +841,16 @@ void ClientConn::onTimer() noexcept {
       }
       return close();
     case ConnState::Resolve:
-    case ConnState::Connect:
-      return respondError(504, Reason::ConnectTimeout, "no connection to " + ex_->req.host + " within " + std::to_string(t.connect.count() / 1000) + " s");
-    case ConnState::Relay:
-      if (!ex_->relay.haveResponse()) {
-        if (rearmIdle(t.firstByte)) return;
-        return respondError(504, Reason::UpstreamTimeout, "the origin did not answer within " + std::to_string(t.firstByte.count() / 1000) + " s");
-      }
-      if (rearmIdle(t.idle)) return;
-      return abortExchange(Reason::UpstreamTimeout, "no progress for " + std::to_string(t.idle.count() / 1000) + " s");
+    case ConnState::Connect: return ex_->upstream.onTimeout();
+    case ConnState::Relay: return ex_->relay.onTimer(now - lastActivityMs_);
     case ConnState::Tunnel:
       if (rearmIdle(t.tunnelIdle)) return;
       return close();
     case ConnState::H2:
-      if (h2_ && h2_->activeStreams() > 0) {
-        armTimer(t.clientIdle);
-        return;
-      }
-      if (h2_) h2_->releaseIdleMemory();
+      if (h2_->busy()) return;
       idleReads_.trim(ownTls());  // may read what just came, and move on
-      if (state_ != ConnState::H2 || (h2_ && h2_->activeStreams() > 0)) return;
-      if (rearmIdle(t.clientIdle)) return;
-      // Idle: a GOAWAY first, so that a browser does not send its next request into a closing
-      // connection.
-      if (h2_) h2_->goAway(true);
-      return endH2();
+      if (state_ == ConnState::H2) h2_->idle(now - lastActivityMs_);
+      return;
     case ConnState::BumpHello:
       if (judge_.sniPending()) return close();  // the store never answered
       return bump_->onHello(true);

@@ -26,7 +26,7 @@
 #include "proxy/server/bev_io.h"
 #include "proxy/server/body_pump.h"
 #include "proxy/server/bump.h"
-#include "proxy/server/h2/h2_session.h"
+#include "proxy/server/h2/h2_front.h"
 #include "proxy/server/judge.h"
 #include "proxy/server/local_pages.h"
 #include "proxy/server/metrics.h"
@@ -45,7 +45,8 @@ class Worker;
 
 
 
-class ClientConn final : private RelayLink, private TunnelLink, private BumpLink, private UpstreamLink {
+class ClientConn final : private RelayLink, private TunnelLink, private BumpLink, private UpstreamLink,
+                         private h2::H2FrontLink {
  public:
   ClientConn(Worker& worker, uint64_t id, evutil_socket_t fd, const net::SocketAddr& peer, bool allowed);
   // An inner connection of an HTTP/2 session: `bev` is its end of a bufferevent pair, and every
@@ -143,14 +144,11 @@ class ClientConn final : private RelayLink, private TunnelLink, private BumpLink
   void answerMaxForwards(AdmitAction what);
   bool clientAlpnIsH2() const;
   void startH2();
-  void endH2();
+  // H2FrontLink (h2/h2_front.h).
+  void idleSinceNow() override;
+  void h2Over() override;
   bufferevent* ownTls() const { return inner_ ? nullptr : client_.get(); }  // TlsIdleReads
   size_t bufLimit() const;  // buffer high-water mark per direction (smaller for HTTP/2 streams)
-  static void onH2Resume(evutil_socket_t, short, void* arg);
-  struct ConnRef {  // a connection named for a later callback: it may be gone by then
-    Worker* w;
-    uint64_t id;
-  };
   bool clientIsTls() const;
   bool tlsRecordsQueued() const;
   std::string shownUrl() const;
@@ -188,7 +186,7 @@ class ClientConn final : private RelayLink, private TunnelLink, private BumpLink
   bool closeAfter_ = false;    // no further requests on this connection
   bool linger_ = false;        // Drain reads and discards before closing (client bytes may be unread)
   std::unique_ptr<Bump> bump_;  // the TLS interception of a CONNECT, once one began (bump.h)
-  std::unique_ptr<h2::H2Session> h2_;
+  std::unique_ptr<h2::H2Front> h2_;  // the client chose HTTP/2 (h2/h2_front.h)
   bool inner_ = false;  // an HTTP/2 stream's connection (no socket of its own)
   Judge judge_;  // this connection's reputation lookups (judge.h)
   bool lingering_ = false;       // Drain: our answer is out and the write side is shut

@@ -228,6 +228,16 @@ void Relay::sendResponseHead() {
   link_.noteResponse(resp_.status, ct ? ct->value : std::string_view(), headBytes);
 }
 
+void Relay::onTimer(uint64_t idleForMs) {
+  const auto& t = link_.worker().config()->timeouts;
+  std::chrono::milliseconds limit = haveResp_ ? t.idle : t.firstByte;
+  if (idleForMs < uint64_t(limit.count())) return link_.armTimer(std::chrono::milliseconds(uint64_t(limit.count()) - idleForMs));
+  if (!haveResp_)
+    return link_.respondError(504, Reason::UpstreamTimeout,
+                              "the origin did not answer within " + std::to_string(t.firstByte.count() / 1000) + " s");
+  link_.abortExchange(Reason::UpstreamTimeout, "no progress for " + std::to_string(t.idle.count() / 1000) + " s");
+}
+
 bool Relay::addResponseFilter(ResponseFilter* f) { return extraFilters_.add(f); }
 
 void Relay::pumpResponseBody(bool upstreamEnded) {

@@ -64,6 +64,10 @@ class Relay {
   void onUpstreamReadable();  // response head or body bytes
   void onUpstreamDrained();   // the origin took request bytes: resume the client
   void onUpstreamEof();       // a close-delimited body ends here; anything else is cut short
+  // The connection's timer, `idleForMs` after the last activity: the origin has timeouts.firstByte
+  // for its response head and timeouts.idle between later bytes (the 504, or the cut), else the
+  // timer is armed for what is left.
+  void onTimer(uint64_t idleForMs);
   // A body streaming to the client that has room: the origin's read-ahead records can be taken now.
   bool streaming() const { return haveResp_ && !respDone_ && upPaused_ == Paused::No; }
 

@@ -127,6 +127,12 @@ void Upstream::onConnectFailed(short what) {
   link_.respondError(502, Reason::ConnectFailed, why);
 }
 
+void Upstream::onTimeout() {
+  link_.respondError(504, Reason::ConnectTimeout,
+                     "no connection to " + link_.request().host + " within " +
+                         std::to_string(link_.worker().config()->timeouts.connect.count() / 1000) + " s");
+}
+
 // `ch` is a channel to an HTTP/2 origin connection: it takes HTTP/1.1 like any upstream.
 // `reused`: the origin connection existed before (a refused stream is then retried on a new one).
 void Upstream::useH2Channel(BevPtr ch, bool reused) {

@@ -70,6 +70,7 @@ class Upstream {
   void onResolved(Result<std::vector<net::SocketAddr>> answer);
   void connect();  // pooled or new, to leg.addrs[leg.addrIndex]
   void onConnectFailed(short what);  // Connect: the next address, or the page
+  void onTimeout();                  // Resolve or Connect: the connect deadline passed (504)
   void useH2Channel(BevPtr ch, bool reused);
   // A new connection inside an intercepted one: TLS with the origin, verified (BumpUpstream),
   // then upstreamReady() with leg.upTls set.
