@@ -18,7 +18,6 @@
 namespace sekisho::server {
 
 namespace {
-constexpr std::string_view k200 = "HTTP/1.1 200 Connection established\r\n\r\n";
 
 // A server SSL on `leaf`, with the CA's chain: what the client's TLS is taken on.
 SSL* serverSsl(Worker& w, const ca::Ca& authority, const ca::MintedLeaf& leaf) {
@@ -32,16 +31,6 @@ SSL* serverSsl(Worker& w, const ca::Ca& authority, const ca::MintedLeaf& leaf) {
   return ssl;
 }
 
-// The 200 that opens the tunnel, recorded as the CONNECT's answer.
-void answerConnect(BumpLink& link) {
-  bufferevent* client = link.clientBev();
-  addStr(bufferevent_get_output(client), k200);
-  kick(client);
-  ExchangeRecord& r = link.record();
-  r.status = 200;
-  r.respHeadSent = true;
-  r.headBytesToClient = k200.size();
-}
 }  // namespace
 
 bool Bump::possible(const Worker& w) {
@@ -60,7 +49,7 @@ void Bump::onOriginConnected() {
 // Answer, then read the client's ClientHello before deciding: the bytes stay buffered, so a
 // tunnel still gets them untouched.
 void Bump::startHello() {
-  answerConnect(link_);
+  answerConnect(link_.clientBev(), link_.record());
   link_.enterState(ConnState::BumpHello, link_.worker().config()->timeouts.requestHeader);
   // TLS is client-first: an origin that speaks first (SSH banner, SMTP greeting) makes this a
   // plain tunnel at once instead of waiting for a ClientHello that will never come.
@@ -290,7 +279,7 @@ void Bump::fail(int status, Reason reason, const std::string& detail) {
 // else the CONNECT host; there is no origin certificate to copy).
 void Bump::block(const std::string& reason) {
   Worker& w = link_.worker();
-  answerConnect(link_);
+  answerConnect(link_.clientBev(), link_.record());
   ExchangeRecord& rec = link_.record();
   rec.reason = Reason::ReputationBlock;
   rec.detail = reason;

@@ -1,41 +1,12 @@
 #include "proxy/server/client_conn.h"
-#include "proxy/server/bev_io.h"
-#include "proxy/server/direct_flush.h"
-#include "proxy/server/exchange.h"
-#include "proxy/server/head_reader.h"
-#include "proxy/server/local_pages.h"
-#include "proxy/server/filter.h"
-#include "proxy/server/forward_headers.h"
 
-#include <event2/bufferevent_struct.h>  // ev_read, for pokeTlsPending
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <event2/bufferevent_ssl.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 
-#include <algorithm>
-#include <cstring>
-
-#include "blockpage/ca_page.h"
-#include "blockpage/error_page.h"
-#include "version.h"
 #include "proxy/base/log.h"
 #include "proxy/http1/parser.h"
-#include "proxy/pac/pac.h"
-#include "proxy/server/splice_tunnel.h"
+#include "proxy/server/head_reader.h"
 #include "proxy/server/worker.h"
-#include <event2/bufferevent_ssl.h>
-#include <fcntl.h>
-#include <openssl/err.h>
-#include <unistd.h>
-
-#include "proxy/server/aia_fetch.h"
-#include "proxy/server/origin_handshake.h"
-#include "reputation/normalize.h"
-#include "reputation/policy.h"
-#include "tls-mitm/bump_decision.h"
-#include "tls-mitm/client_hello.h"
-#include "tls-mitm/origin_tls.h"
 
 namespace sekisho::server {
 
@@ -394,20 +365,10 @@ void ClientConn::checkReputation(const std::vector<net::SocketAddr>* addrs, std:
   }
 }
 
-// The URL as the user knows it: host:port for CONNECT, https://host/path inside our TLS.
+// The URL as the user knows it (exchange.h).
 std::string ClientConn::shownUrl() const {
-  const auto& req = ex_->req;
-  if (req.form == http::TargetForm::Authority) return req.host + ":" + std::to_string(req.port);
   std::optional<BumpedFor> origin = bump_ ? bump_->shownOrigin() : std::nullopt;
-  if (origin && req.form == http::TargetForm::Origin) {
-    std::string_view host = origin->host;
-    uint16_t port = origin->port;
-    bool v6 = host.find(':') != std::string::npos;
-    std::string u = v6 ? "https://[" + std::string(host) + "]" : "https://" + std::string(host);
-    if (port != 443) u += ":" + std::to_string(port);
-    return u.append(req.target);
-  }
-  return std::string(req.target);
+  return server::shownUrl(ex_->req, origin ? std::string_view(origin->host) : std::string_view(), origin ? origin->port : 443);
 }
 
 // TLS records our filter has produced that the socket has not taken yet.
@@ -609,29 +570,23 @@ void ClientConn::onClientEvent(short what) noexcept {
 
 // The relay passed the origin's 101 on (a WebSocket): from here bytes go both ways as a tunnel
 // (over TLS on either side when intercepted); the connection ends with the WebSocket.
-void ClientConn::upgraded() {
+void ClientConn::upgraded() { enterTunnel(""); }
+
+void ClientConn::enterTunnel(const std::string& connectHost) {
   setState(ConnState::Tunnel);
   armTimer(w_.config()->timeouts.tunnelIdle);
   touch();
-  ex_->tunnel.start("");
+  ex_->tunnel.start(connectHost);
 }
 
 // ---------------------------------------------------------------- CONNECT tunnel
 void ClientConn::startTunnel() {
   if (Bump::possible(w_)) return bumpPhase().onOriginConnected();  // the hello decides (bump.h)
-  setState(ConnState::Tunnel);
   w_.metrics().tunnels.fetch_add(1, std::memory_order_relaxed);
-  static constexpr std::string_view k200 = "HTTP/1.1 200 Connection established\r\n\r\n";
-  addStr(bufferevent_get_output(client_.get()), k200);
-  kick(client_.get());
-  ex_->status = 200;
+  answerConnect(client_.get(), *ex_);
   ex_->squidCode = "TCP_TUNNEL";
-  ex_->respHeadSent = true;
-  ex_->headBytesToClient = k200.size();
-  armTimer(w_.config()->timeouts.tunnelIdle);
-  touch();
   // The hello's SNI is judged before a byte goes up (tunnel.h).
-  ex_->tunnel.start(w_.reputation() ? ex_->req.host : std::string());
+  enterTunnel(w_.reputation() ? ex_->req.host : std::string());
 }
 
 // A tunnel's ClientHello asks for another name than the CONNECT host (tunnel.h): the judge
@@ -657,16 +612,13 @@ bool ClientConn::clientIsTls() const { return bufferevent_openssl_get_ssl(client
 // A CONNECT that stays opaque after its ClientHello was read: the tunnel starts with the bytes
 // already buffered (the 200 is out).
 void ClientConn::tunnelAfterHello(std::string_view why) {
-  setState(ConnState::Tunnel);
   w_.metrics().tunnels.fetch_add(1, std::memory_order_relaxed);
   w_.metrics().bumpTunnelled.fetch_add(1, std::memory_order_relaxed);
   ex_->squidCode = "TCP_TUNNEL";
   ex_->detail.assign(why);
   SLOG_DEBUG("conn %llu: CONNECT %s:%u tunnelled: %.*s", (unsigned long long)id_, ex_->req.host.c_str(),
              unsigned(ex_->req.port), int(why.size()), why.data());
-  armTimer(w_.config()->timeouts.tunnelIdle);
-  touch();
-  ex_->tunnel.start("");  // the hello was read and decided on already
+  enterTunnel("");  // the hello was read and decided on already
 }
 
 bool ClientConn::clientAlpnIsH2() const { return alpnChoseH2(client_.get()); }

@@ -139,6 +139,7 @@ class ClientConn final : private RelayLink, private TunnelLink, private BumpLink
   void checkReputation(const std::vector<net::SocketAddr>* addrs, std::function<void()> next);
   void onUpstreamConnected();
   void startTunnel();
+  void enterTunnel(const std::string& connectHost);  // Tunnel state, its deadline, and tunnel.start
   void serveSelf();
   void respondLocal(const LocalPage& page);  // keeps the connection unless closeAfter_
   void answerMaxForwards(AdmitAction what);

@@ -1,5 +1,7 @@
 #include "proxy/server/exchange.h"
 
+#include "proxy/server/bev_io.h"
+
 namespace sekisho::server {
 
 accesslog::Record accessRecord(const ExchangeRecord& rec, const UpstreamLeg& leg, const http::RequestHead& req,
@@ -28,6 +30,27 @@ accesslog::Record accessRecord(const ExchangeRecord& rec, const UpstreamLeg& leg
   r.reason = reasonName(rec.reason);
   r.refId = rec.refId;
   return r;
+}
+
+std::string shownUrl(const http::RequestHead& req, std::string_view insideHost, uint16_t insidePort) {
+  if (req.form == http::TargetForm::Authority) {
+    bool v6 = req.host.find(':') != std::string::npos;
+    return (v6 ? "[" + req.host + "]" : req.host) + ":" + std::to_string(req.port);
+  }
+  if (insideHost.empty() || req.form != http::TargetForm::Origin) return std::string(req.target);
+  bool v6 = insideHost.find(':') != std::string_view::npos;
+  std::string u = v6 ? "https://[" + std::string(insideHost) + "]" : "https://" + std::string(insideHost);
+  if (insidePort != 443) u += ":" + std::to_string(insidePort);
+  return u.append(req.target);
+}
+
+void answerConnect(bufferevent* client, ExchangeRecord& rec) {
+  static constexpr std::string_view k200 = "HTTP/1.1 200 Connection established\r\n\r\n";
+  addStr(bufferevent_get_output(client), k200);
+  kick(client);
+  rec.status = 200;
+  rec.respHeadSent = true;
+  rec.headBytesToClient = k200.size();
 }
 
 }  // namespace sekisho::server

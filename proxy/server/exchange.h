@@ -3,8 +3,11 @@
 // with no behaviour: each phase's own state lives in the phase (relay.h, tunnel.h, bump.h,
 // origin_handshake.h), never here.
 #pragma once
+#include <event2/bufferevent.h>
+
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proxy/base/handles.h"
@@ -41,6 +44,14 @@ struct UpstreamLeg {
   bool upTls = false;                  // `up` is a verified TLS connection (intercepted requests)
   bool upH2 = false;                   // `up` is a channel to an HTTP/2 origin connection (h2_origin.h)
 };
+
+// The URL as the user knows it, for pages and the log: host:port for a CONNECT ([v6]:port); inside an
+// intercepted connection (insideHost not empty) https://host[:port]/path of the origin the
+// connection was opened for; else the request target as received.
+std::string shownUrl(const http::RequestHead& req, std::string_view insideHost, uint16_t insidePort);
+
+// A CONNECT's "200 Connection established", written to `client` and recorded in `rec`.
+void answerConnect(bufferevent* client, ExchangeRecord& rec);
 
 // The access-log line of an exchange (Squid's fields, or JSON: proxy/log): `url` as the user knows
 // it, bytes counted by the phases, `nowMs` for the elapsed time.
