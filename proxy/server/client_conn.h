@@ -4,7 +4,8 @@
 //   admit.h            refusals that need no I/O          judge.h   every reputation lookup
 //   relay.h            one HTTP exchange, both bodies      tunnel.h  opaque bytes, splice(2)
 //   bump.h             TLS interception of a CONNECT       origin_handshake.h  origin TLS, verified
-//   h2/                HTTP/2 on either side               filter.h  the seam for heads and bodies
+//   h2/                HTTP/2 on either side (h2_front.h: an HTTP/2 client connection)
+//   filter.h           the seam for heads and bodies        exchange.h  data more than one phase writes
 #pragma once
 #include <event2/bufferevent.h>
 #include <openssl/ssl.h>
