@@ -5,17 +5,12 @@
 #include <gtest/gtest.h>
 
 #include "proxy/http1/parser.h"
+#include "tests/unit/server/request_head.h"
 
 using namespace sekisho;
 using namespace sekisho::server;
 
-namespace {
-http::RequestHead request(std::string_view head) {
-  auto r = http1::parseRequestHead(head, http1::Limits{});
-  EXPECT_TRUE(r) << r.error().detail;
-  return std::move(*r);
-}
-}  // namespace
+using sekisho::testing::request;
 
 TEST(ShownUrl, EachTargetFormAsTheUserKnowsIt) {
   struct Row {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "proxy/http1/parser.h"
+#include "tests/unit/server/request_head.h"
 #include "proxy/server/forward_headers.h"
 
 using namespace sekisho;
@@ -26,11 +27,7 @@ struct Buf {
   void add(std::string_view s) { evbuffer_add(b, s.data(), s.size()); }
 };
 
-http::RequestHead request(std::string_view head) {
-  auto r = http1::parseRequestHead(head, http1::Limits{});
-  EXPECT_TRUE(r) << r.error().detail;
-  return std::move(*r);
-}
+using sekisho::testing::request;
 
 http::ResponseHead response(std::string_view head, std::string_view method = "GET") {
   auto r = http1::parseResponseHead(head, http1::Limits{}, method);

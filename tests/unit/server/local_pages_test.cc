@@ -5,16 +5,13 @@
 #include <gtest/gtest.h>
 
 #include "proxy/http1/parser.h"
+#include "tests/unit/server/request_head.h"
 
 using namespace sekisho;
 using namespace sekisho::server;
 
 namespace {
-http::RequestHead request(std::string_view head) {
-  auto r = http1::parseRequestHead(head, http1::Limits{});
-  EXPECT_TRUE(r) << r.error().detail;
-  return std::move(*r);
-}
+using sekisho::testing::request;
 
 OwnPageFacts facts(const config::Config& cfg) {
   OwnPageFacts f;
