@@ -23,6 +23,13 @@ void tuneBev(bufferevent* bev, size_t bufferBytes) {
   bufferevent_setwatermark(bev, EV_WRITE, bufferBytes / 2, 0);
 }
 
+net::SocketAddr localAddress(evutil_socket_t fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (fd < 0 || getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
+  return net::SocketAddr::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len).value_or(net::SocketAddr{});
+}
+
 void setNoDelay(evutil_socket_t fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "proxy/net/address.h"
 #include "tls-mitm/client_hello.h"
 
 namespace sekisho::server {
@@ -72,6 +73,8 @@ class TlsIdleReads {
 // Read and write sizes and watermarks for a connection buffering at most `bufferBytes` a direction.
 void tuneBev(bufferevent* bev, size_t bufferBytes);
 void setNoDelay(evutil_socket_t fd);
+// Our end of a connected socket (getsockname); empty when it cannot be read.
+net::SocketAddr localAddress(evutil_socket_t fd);
 inline void addStr(evbuffer* b, std::string_view s) { evbuffer_add(b, s.data(), s.size()); }
 bool isTlsBev(bufferevent* bev);
 // Writes what a bufferevent's output holds right away, while its write event is off, and turns

@@ -143,8 +143,11 @@ void ClientConn::freeUpstream() {
 }
 
 std::unique_ptr<ClientConn::Exchange> ClientConn::newExchange() {
-  return std::make_unique<Exchange>(static_cast<RelayLink&>(*this), static_cast<TunnelLink&>(*this),
-                                    static_cast<UpstreamLink&>(*this));
+  auto e = std::make_unique<Exchange>(static_cast<RelayLink&>(*this), static_cast<TunnelLink&>(*this),
+                                      static_cast<UpstreamLink&>(*this));
+  e->startMs = nowMs();
+  e->startEpoch = double(e->startMs) / 1000.0;
+  return e;
 }
 
 void ClientConn::close() {
@@ -233,8 +236,6 @@ void ClientConn::readHead() {
   firstRequest_ = false;
   if (scan.kind == HeadScan::Kind::TooLarge) {
     ex_ = newExchange();
-    ex_->startMs = nowMs();
-    ex_->startEpoch = double(ex_->startMs) / 1000.0;
     return respondError(scan.status, scan.reason, scan.detail);
   }
   auto parsed = parseScannedHead(in, scan.headBytes, cfg.limits);
@@ -243,8 +244,6 @@ void ClientConn::readHead() {
   w_.metrics().bytesFromClients.fetch_add(scan.headBytes, std::memory_order_relaxed);
   if (!parsed) {
     ex_ = newExchange();
-    ex_->startMs = nowMs();
-    ex_->startEpoch = double(ex_->startMs) / 1000.0;
     ex_->squidCode = "NONE_NONE";
     return respondError(http1::statusFor(parsed.error().kind), reasonForParse(parsed.error().kind), parsed.error().detail);
   }
@@ -252,12 +251,7 @@ void ClientConn::readHead() {
 }
 
 const net::SocketAddr& ClientConn::localAddr() const {
-  if (local_.len == 0) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (getsockname(bufferevent_getfd(client_.get()), reinterpret_cast<sockaddr*>(&ss), &len) == 0)
-      local_ = net::SocketAddr::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len).value_or(net::SocketAddr{});
-  }
+  if (local_.len == 0) local_ = localAddress(bufferevent_getfd(client_.get()));
   return local_;
 }
 
@@ -265,8 +259,6 @@ void ClientConn::handleRequest(http::RequestHead head) {
   const auto& cfg = *w_.config();
   ex_ = newExchange();
   ex_->req = std::move(head);
-  ex_->startMs = nowMs();
-  ex_->startEpoch = double(ex_->startMs) / 1000.0;
   auto& req = ex_->req;
   w_.metrics().requests.fetch_add(1, std::memory_order_relaxed);
   // Client reads stay enabled (no epoll change per request): until the upstream is ready, the
@@ -698,16 +690,20 @@ void ClientConn::serveSelf() {
   respondError(404, Reason::NotFound, "this proxy has no page at " + std::string(ownPagePath(req)));
 }
 
-void ClientConn::respondLocal(const LocalPage& page) {
-  bool head = ex_->req.method == "HEAD";
-  std::string h = localResponseHead(page, closeAfter_);
+// Our own answer to the client (no body for HEAD), recorded as the exchange's response.
+void ClientConn::writeAnswer(std::string_view head, std::string_view body) {
+  bool withBody = ex_->req.method != "HEAD";
   evbuffer* out = bufferevent_get_output(client_.get());
-  addStr(out, h);
-  if (!head) addStr(out, page.body);
+  addStr(out, head);
+  if (withBody) addStr(out, body);
   kick(client_.get());
-  ex_->status = page.status;
   ex_->respHeadSent = true;
-  ex_->headBytesToClient = h.size() + (head ? 0 : page.body.size());
+  ex_->headBytesToClient = head.size() + (withBody ? body.size() : 0);
+}
+
+void ClientConn::respondLocal(const LocalPage& page) {
+  writeAnswer(localResponseHead(page, closeAfter_), page.body);
+  ex_->status = page.status;
   std::string_view ct = page.contentType;
   if (!ct.empty()) ex_->contentType.assign(ct.substr(0, ct.find(';')));
   logExchange();
@@ -716,11 +712,7 @@ void ClientConn::respondLocal(const LocalPage& page) {
 }
 
 void ClientConn::respondError(int status, Reason reason, std::string_view detail) {
-  if (!ex_) {
-    ex_ = newExchange();
-    ex_->startMs = nowMs();
-    ex_->startEpoch = double(ex_->startMs) / 1000.0;
-  }
+  if (!ex_) ex_ = newExchange();
   if (ex_->respHeadSent) return abortExchange(reason, detail);
   freeUpstream();
   ex_->reason = reason;
@@ -742,12 +734,7 @@ void ClientConn::respondError(int status, Reason reason, std::string_view detail
   f.epoch = ex_->startEpoch;
   f.acceptLanguage = al ? al->value : std::string_view();
   ErrorResponse page = errorResponse(f);
-  evbuffer* out = bufferevent_get_output(client_.get());
-  addStr(out, page.head);
-  if (ex_->req.method != "HEAD") addStr(out, page.body);
-  kick(client_.get());
-  ex_->respHeadSent = true;
-  ex_->headBytesToClient = page.head.size() + page.body.size();
+  writeAnswer(page.head, page.body);
   logExchange();
   closeAfter_ = true;
   linger_ = true;
@@ -785,8 +772,6 @@ void ClientConn::onTimer() noexcept {
       if (headStarted_) {
         if (!ex_) {
           ex_ = newExchange();
-          ex_->startMs = now;
-          ex_->startEpoch = double(now) / 1000.0;
           ex_->squidCode = "NONE_NONE";
         }
         return respondError(408, Reason::RequestTimeout, "the request head did not arrive within " + std::to_string(t.requestHeader.count() / 1000) + " s");

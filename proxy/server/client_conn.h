@@ -142,6 +142,7 @@ class ClientConn final : private RelayLink, private TunnelLink, private BumpLink
   void startTunnel();
   void enterTunnel(const std::string& connectHost);  // Tunnel state, its deadline, and tunnel.start
   void serveSelf();
+  void writeAnswer(std::string_view head, std::string_view body);
   void respondLocal(const LocalPage& page);  // keeps the connection unless closeAfter_
   void answerMaxForwards(AdmitAction what);
   bool clientAlpnIsH2() const;
