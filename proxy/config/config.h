@@ -17,7 +17,6 @@ namespace sekisho::config {
 
 using Millis = std::chrono::milliseconds;
 
-enum class LogFormat : uint8_t { Squid, Json };
 enum class OnError : uint8_t { Open, Closed };
 enum class Sensitivity : uint8_t { Low, Medium, High };
 enum class SandboxMode : uint8_t { Hold, Learn };
@@ -90,7 +89,9 @@ struct Config {
   } sandbox;
   struct {
     std::string access = "access.log";  // "" turns the access log off; "-" is stdout
-    LogFormat format = LogFormat::Squid;
+    // "json", a named line format ("squid", "combined", "sekisho") or a Squid logformat string
+    // (proxy/log/logformat.h); checked at load.
+    std::string format = "squid";
     std::string level = "info";         // debug | info | warn | error (diagnostics on stderr)
   } log;
   struct {

@@ -20,6 +20,7 @@
 #include "proxy/base/strings.h"
 #include "proxy/config/config.h"
 #include "proxy/config/schema.h"
+#include "proxy/log/logformat.h"
 #include "proxy/config/values.h"
 
 namespace sekisho::config {
@@ -335,6 +336,17 @@ class Loader {
       }
       case Kind::CategoryActions:
         return readCategoryActions(k, v, path, keyLine);
+      case Kind::LogFormat: {
+        const char* expected = "squid, combined, sekisho, json, or a Squid logformat string";
+        if (!needScalar(v, path, keyLine, expected)) return false;
+        const std::string& s = v.Scalar();
+        if (s != "json" && !accesslog::LineFormat::named(s) && s.find('%') == std::string::npos)
+          return error(line, path, show(s) + " is unknown, expected " + expected);
+        if (s != "json")
+          if (auto f = accesslog::LineFormat::compile(s); !f) return error(line, path, f.error().detail);
+        field<std::string>(k) = s;
+        return true;
+      }
       case Kind::Category: {
         const char* expected = "lower-case letters, digits, '_' or '-' (such as malware or c2)";
         if (!needScalar(v, path, keyLine, expected)) return false;

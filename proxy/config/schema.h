@@ -37,6 +37,7 @@ enum class Kind : uint8_t {
   HttpUrl,      // "" or http(s)://...
   Category,     // [a-z0-9_-]+
   CategoryActions,  // map category -> block | allow | log
+  LogFormat,    // json, squid, combined, sekisho, or a Squid logformat string (proxy/log/logformat.h)
 };
 
 // Flags for Path and Lists-item keys.

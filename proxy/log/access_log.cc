@@ -1,10 +1,11 @@
-// Access log: formatting (Squid native, JSON lines) and the writer thread.
+// Access log: JSON lines (Squid logformats are logformat.cc's) and the writer thread.
 //
 // Threading: loop threads call submit(), which only moves the record into `pending` under a
 // mutex (no formatting, no I/O). The writer thread swaps the whole vector out, formats the batch
 // into one buffer and writes it with as few write(2) calls as the kernel allows. The file
 // descriptor belongs to the writer thread alone once the thread has started.
 #include "proxy/log/access_log.h"
+#include "proxy/log/logformat.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -37,71 +38,12 @@ constexpr size_t kFlushBytes = 1 << 20;
 constexpr int kFileMode = 0640;
 constexpr int kOpenFlags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
 
-constexpr char kHex[] = "0123456789ABCDEF";
 constexpr char kHexLower[] = "0123456789abcdef";
-
-void appendPercent(std::string& out, unsigned char c) {
-  out += '%';
-  out += kHex[c >> 4];
-  out += kHex[c & 0xF];
-}
-
-// One whitespace-free token of a Squid line: "-" when empty; space, control characters, DEL and
-// bytes >= 0x80 percent-encoded so a hostile URL or user name can never add a field or a line.
-// '%' itself is kept, so URLs that are already percent-encoded read as they were received.
-// `extra` lists further characters to encode (the reason field uses ',' as a separator).
-void appendToken(std::string& out, std::string_view s, std::string_view extra = {}) {
-  if (s.empty()) {
-    out += '-';
-    return;
-  }
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c <= 0x20 || c >= 0x7F || extra.find(ch) != std::string_view::npos)
-      appendPercent(out, c);
-    else
-      out += ch;
-  }
-}
 
 // Milliseconds since the epoch, rounded; negative or non-finite times become 0.
 uint64_t epochMillis(double epoch) {
   if (!std::isfinite(epoch) || epoch <= 0) return 0;
   return static_cast<uint64_t>(std::llround(epoch * 1000.0));
-}
-
-void appendSquid(std::string& out, const Record& r) {
-  uint64_t ms = epochMillis(r.startEpoch);
-  char num[96];
-  // Squid: "%10d.%03d %6d " for time and elapsed.
-  int n = std::snprintf(num, sizeof num, "%10" PRIu64 ".%03u %6" PRIu64 " ", ms / 1000,
-                        static_cast<unsigned>(ms % 1000), r.elapsedMs);
-  out.append(num, static_cast<size_t>(n));
-  appendToken(out, r.client);
-  out += ' ';
-  appendToken(out, r.squidCode);
-  int status = r.status < 0 ? 0 : r.status > 999 ? 999 : r.status;
-  n = std::snprintf(num, sizeof num, "/%03d %" PRIu64 " ", status, r.bytesToClient);
-  out.append(num, static_cast<size_t>(n));
-  appendToken(out, r.method);
-  out += ' ';
-  appendToken(out, r.url);
-  out += ' ';
-  appendToken(out, r.user);
-  out += ' ';
-  appendToken(out, r.hierarchy);
-  out += '/';
-  appendToken(out, r.peer);
-  out += ' ';
-  appendToken(out, r.contentType);
-  if (!r.reason.empty()) {
-    out += " reason=";
-    appendToken(out, r.reason, ",");
-    if (!r.refId.empty()) {
-      out += ",ref=";
-      appendToken(out, r.refId, ",");
-    }
-  }
 }
 
 // Length of the valid UTF-8 sequence at s[i] (RFC 3629 §4: no overlongs, no surrogates, nothing
@@ -233,9 +175,10 @@ int openLogFile(const std::string& path) {
 
 // The line, without the trailing newline (the writer adds it).
 std::string formatSquid(const Record& r) {
+  static const LineFormat squid = *LineFormat::compile("squid");
   std::string out;
   out.reserve(160 + r.url.size());
-  appendSquid(out, r);
+  squid.append(out, r);
   return out;
 }
 
@@ -250,7 +193,8 @@ std::string formatJson(const Record& r) {
 struct AccessLog::Impl {
   // Fixed after open().
   std::string path;  // "" disabled, "-" stdout
-  config::LogFormat format = config::LogFormat::Squid;
+  bool json = false;
+  LineFormat line;  // unless json
   bool enabled = false;
 
   int fd = -1;  // owned by the writer thread once it runs; closed at the end unless stdout
@@ -307,10 +251,10 @@ void AccessLog::Impl::writeBatch(std::vector<Record>& batch, std::string& buf) {
     lines = 0;
   };
   for (const Record& r : batch) {
-    if (format == config::LogFormat::Json)
+    if (json)
       appendJson(buf, r);
     else
-      appendSquid(buf, r);
+      line.append(buf, r);
     buf += '\n';
     ++lines;
     if (buf.size() >= kFlushBytes) flush();
@@ -353,10 +297,15 @@ void AccessLog::Impl::reopenFile() {
   SLOG_INFO("access log %s: reopened", path.c_str());
 }
 
-Result<std::unique_ptr<AccessLog>> AccessLog::open(const std::string& path, config::LogFormat format) {
+Result<std::unique_ptr<AccessLog>> AccessLog::open(const std::string& path, const std::string& format) {
   auto impl = std::make_unique<Impl>();
   impl->path = path;
-  impl->format = format;
+  impl->json = format == "json";
+  if (!impl->json) {
+    auto f = LineFormat::compile(format);
+    if (!f) return fail(ErrKind::Config, Side::Config, "access log format: " + f.error().detail);
+    impl->line = std::move(*f);
+  }
   if (path.empty()) return std::unique_ptr<AccessLog>(new AccessLog(std::move(impl)));
 
   if (path == "-") {

@@ -29,6 +29,9 @@ accesslog::Record accessRecord(const ExchangeRecord& rec, const UpstreamLeg& leg
                                            : "http";
   r.reason = reasonName(rec.reason);
   r.refId = rec.refId;
+  r.versionMinor = req.versionMinor;
+  if (const http::Header* h = req.headers.find("referer")) r.referer.assign(h->value);
+  if (const http::Header* h = req.headers.find("user-agent")) r.userAgent.assign(h->value);
   return r;
 }
 

@@ -1200,7 +1200,7 @@ std::string TestEnv::renderConfig(const ProxyConfig& cfg, uint16_t port) const {
   if (!cfg.visibleHostname.empty()) y += "visible_hostname: " + cfg.visibleHostname + "\n";
   if (!cfg.resolve.empty()) y += "resolve: " + map(cfg.resolve) + "\n";
   y += "log: {access: \"" + (cfg.accessLog.empty() ? path("access.log") : cfg.accessLog) +
-       "\", format: squid}\n";
+       "\", format: \"" + cfg.logFormat + "\"}\n";
   y += "admin: {listen: \"" + (cfg.adminPort ? "127.0.0.1:" + std::to_string(cfg.adminPort) : std::string()) + "\"}\n";
   if (!cfg.timeouts.empty()) y += "timeouts: " + map(cfg.timeouts) + "\n";
   y += cfg.extra;

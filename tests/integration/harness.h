@@ -320,6 +320,8 @@ struct ProxyConfig {
   HeaderList timeouts{{"request_header", "2s"}, {"first_byte", "2s"}};
   HeaderList resolve;            // host -> address
   std::string accessLog;         // "": <dir>/access.log
+  // log.format: sekisho (Squid's ten fields, then reason=, ref= and mode=, which the tests read)
+  std::string logFormat = "sekisho";
   std::string extra;             // raw YAML lines appended at the end
   std::vector<std::string> env;  // "K=V" for the proxy process
   uint16_t adminPort = 0;         // the admin listener (/metrics, /lookup) on 127.0.0.1; 0: off

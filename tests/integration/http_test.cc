@@ -499,12 +499,14 @@ TEST_F(ProxyHttp, RefusesConnectToPortNotInConnectPorts) {
   EXPECT_TRUE(containsNoCase(r.body, "<html")) << r.body;
   auto line = proxy().waitLogLineWith("TCP_DENIED/403", "reason=connect_port_not_allowed");
   ASSERT_TRUE(line) << "no TCP_DENIED/403 ... reason=connect_port_not_allowed line";
-  // A refusal is the 10 Squid fields plus reason=... as an eleventh.
+  // In the sekisho format a refusal is the 10 Squid fields, then reason=, ref= and mode=.
   std::vector<std::string> f = splitFields(*line);
-  ASSERT_EQ(f.size(), 11u) << *line;
+  ASSERT_EQ(f.size(), 13u) << *line;
   EXPECT_EQ(f[5], "CONNECT") << *line;
   EXPECT_EQ(f[6], "127.0.0.1:" + std::to_string(other)) << *line;
-  EXPECT_EQ(f[10].rfind("reason=connect_port_not_allowed", 0), 0u) << *line;
+  EXPECT_EQ(f[10], "reason=connect_port_not_allowed") << *line;
+  EXPECT_EQ(f[11].rfind("ref=", 0), 0u) << *line;
+  EXPECT_GT(f[11].size(), 5u) << "the page's reference id: " << *line;
 }
 
 TEST_F(ProxyHttp, RefusesPlainHttpToPortOutsideHttpPorts) {
@@ -581,7 +583,10 @@ TEST_F(ProxyHttp, RefusesRequestCarryingItsOwnVia) {
 }
 
 TEST_F(ProxyHttp, LogsOneSquidLinePerRequest) {
-  ASSERT_NO_FATAL_FAILURE(startBoth());
+  ASSERT_NO_FATAL_FAILURE(startOrigin());
+  ProxyConfig cfg = env_.proxyConfig();
+  cfg.logFormat = "squid";
+  ASSERT_NO_FATAL_FAILURE(startProxy(cfg));
   std::string url10 = origin().url("/size/10");
   std::string url20 = origin().url("/size/20");
   ASSERT_EQ(viaProxy(getRequest(url10)).status, 200);

@@ -56,7 +56,7 @@ std::string fingerprint(const Config& c) {
     << int(c.reputation.onError) << ",";
   for (const auto& l : c.reputation.lists) o << l.file << "/" << l.format << "/" << l.category << " ";
   o << "\nsandbox=" << c.sandbox.url << "," << int(c.sandbox.mode) << "\nlog=" << c.log.access << ","
-    << int(c.log.format) << "," << c.log.level << "\nadmin=" << c.admin.listenText << ","
+    << c.log.format << "," << c.log.level << "\nadmin=" << c.admin.listenText << ","
     << (c.admin.listen ? c.admin.listen->toString() : "none") << "\npac=";
   for (const auto& p : c.pac.direct) o << p << " ";
   o << "|";
@@ -131,7 +131,7 @@ TEST(ConfigDefaults, AreSafeBuiltIns) {
   EXPECT_EQ(c->reputation.onError, OnError::Open);
   EXPECT_EQ(c->sandbox.mode, SandboxMode::Hold);
   EXPECT_EQ(c->log.access, cwd() + "/access.log");
-  EXPECT_EQ(c->log.format, LogFormat::Squid);
+  EXPECT_EQ(c->log.format, "squid");
   EXPECT_EQ(c->log.level, "info");
   EXPECT_EQ(c->admin.listenText, "127.0.0.1:3129");
   ASSERT_TRUE(c->admin.listen);
@@ -313,7 +313,7 @@ limits:
   EXPECT_EQ(c.sandbox.url, "https://cape.internal:8000/apiv2/");
   EXPECT_EQ(c.sandbox.mode, SandboxMode::Learn);
   EXPECT_EQ(c.log.access, "-");
-  EXPECT_EQ(c.log.format, LogFormat::Json);
+  EXPECT_EQ(c.log.format, "json");
   EXPECT_EQ(c.log.level, "debug");
   EXPECT_EQ(c.admin.listenText, "127.0.0.1:9090");
   ASSERT_TRUE(c.admin.listen);
@@ -524,7 +524,7 @@ TEST(ConfigErrors, QuotesBadValuesSafely) {
   std::string longValue(200, 'a');
   std::string err = errorOf("log:\n  format: " + longValue + "\n");
   EXPECT_EQ(err, "sekisho.yaml:2: log.format: '" + std::string(64, 'a') +
-                     "...' is unknown, expected one of squid, json");
+                     "...' is unknown, expected squid, combined, sekisho, json, or a Squid logformat string");
 }
 
 // ---- listen, workers, clients ----

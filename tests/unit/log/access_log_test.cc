@@ -1,4 +1,5 @@
 #include "proxy/log/access_log.h"
+#include "proxy/log/logformat.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -85,7 +86,7 @@ bool waitFor(const std::function<bool()>& done) {
 }
 
 std::unique_ptr<AccessLog> openOrDie(const std::string& path,
-                                     config::LogFormat fmt = config::LogFormat::Squid) {
+                                     const std::string& fmt = "squid") {
   auto log = AccessLog::open(path, fmt);
   if (!log) {
     ADD_FAILURE() << log.error().detail;
@@ -156,7 +157,8 @@ TEST(SquidFormat, PercentEncodesNonAsciiBytesAndKeepsExistingEscapes) {
   EXPECT_EQ(splitSpaces(formatSquid(r))[6], "http://example.com/a%20b/%E6%97%A5");
 }
 
-TEST(SquidFormat, AppendsReasonAndReferenceOnlyWhenThereIsAReason) {
+// Squid's readers (Calamaris, SARG) count fields: a refusal is ten fields like any other line.
+TEST(SquidFormat, RefusalsHaveTheTenFieldsOnly) {
   Record r = exampleRecord();
   r.squidCode = "TCP_DENIED";
   r.status = 403;
@@ -164,22 +166,45 @@ TEST(SquidFormat, AppendsReasonAndReferenceOnlyWhenThereIsAReason) {
   r.refId = "K7Q2-9XTM";
   EXPECT_EQ(formatSquid(r),
             "1764090000.123    125 127.0.0.1 TCP_DENIED/403 1234 GET http://example.com/ - "
-            "HIER_DIRECT/93.184.216.34 text/html reason=client_not_allowed,ref=K7Q2-9XTM");
-
-  r.refId.clear();
-  EXPECT_EQ(splitSpaces(formatSquid(r)).back(), "reason=client_not_allowed");
-
-  r.reason.clear();
-  r.refId = "K7Q2-9XTM";  // a reference without a reason is not logged
+            "HIER_DIRECT/93.184.216.34 text/html");
   EXPECT_EQ(splitSpaces(formatSquid(r)).size(), 10u);
 }
 
-TEST(SquidFormat, ReasonAndReferenceCannotForgeFields) {
+// The sekisho format: the ten fields, then reason, ref and mode, always present.
+TEST(SekishoFormat, AppendsReasonReferenceAndMode) {
+  auto f = LineFormat::compile("sekisho");
+  ASSERT_TRUE(f) << f.error().detail;
   Record r = exampleRecord();
-  r.reason = "x,ref=FORGED extra";
-  r.refId = "a b,c";
-  EXPECT_EQ(splitSpaces(formatSquid(r)).back(), "reason=x%2Cref=FORGED%20extra,ref=a%20b%2Cc");
-  EXPECT_EQ(splitSpaces(formatSquid(r)).size(), 11u);
+  r.squidCode = "TCP_DENIED";
+  r.status = 403;
+  r.reason = "client_not_allowed";
+  r.refId = "K7Q2-9XTM";
+  std::string out;
+  f->append(out, r);
+  EXPECT_EQ(out,
+            "1764090000.123    125 127.0.0.1 TCP_DENIED/403 1234 GET http://example.com/ - "
+            "HIER_DIRECT/93.184.216.34 text/html reason=client_not_allowed ref=K7Q2-9XTM mode=http");
+  r.reason.clear();
+  r.refId.clear();
+  out.clear();
+  f->append(out, r);
+  EXPECT_EQ(splitSpaces(out).size(), 13u);
+  EXPECT_NE(out.find(" reason=- ref=- mode=http"), std::string::npos) << out;
+}
+
+TEST(SekishoFormat, ReasonAndReferenceCannotForgeFields) {
+  auto f = LineFormat::compile("sekisho");
+  ASSERT_TRUE(f);
+  Record r = exampleRecord();
+  r.reason = "x ref=FORGED extra";
+  r.refId = "a b\nc";
+  std::string out;
+  f->append(out, r);
+  auto fields = splitSpaces(out);
+  ASSERT_EQ(fields.size(), 13u) << out;
+  EXPECT_EQ(fields[10], "reason=x%20ref=FORGED%20extra");
+  EXPECT_EQ(fields[11], "ref=a%20b%0Ac");
+  EXPECT_EQ(out.find('\n'), std::string::npos);
 }
 
 // ----- JSON ----------------------------------------------------------------------------------
@@ -243,7 +268,7 @@ TEST(AccessLogWriter, EmptyPathDisablesTheLog) {
 }
 
 TEST(AccessLogWriter, OpenFailureNamesThePath) {
-  auto log = AccessLog::open("/nonexistent-sekisho-dir/access.log", config::LogFormat::Squid);
+  auto log = AccessLog::open("/nonexistent-sekisho-dir/access.log", "squid");
   ASSERT_FALSE(log);
   EXPECT_EQ(log.error().kind, ErrKind::Io);
   EXPECT_NE(log.error().detail.find("/nonexistent-sekisho-dir/access.log: cannot open: "), std::string::npos)
@@ -280,7 +305,7 @@ TEST(AccessLogWriter, DestructorDrainsEveryPendingRecord) {
   TempDir dir;
   fs::path p = dir / "access.log";
   {
-    auto log = openOrDie(p.string(), config::LogFormat::Json);
+    auto log = openOrDie(p.string(), "json");
     ASSERT_TRUE(log);
     for (int i = 0; i < 1000; ++i) {
       Record r = exampleRecord();
